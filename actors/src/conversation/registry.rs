@@ -1,0 +1,303 @@
+//! The conversation registry: maps conversation ids to live actors, spawns
+//! them lazily from the store (one at a time per id, since the registry
+//! handles one message at a time), respawns an actor whose mailbox died,
+//! and deletes conversations.
+//!
+//! It holds addresses only, never conversation state, and never waits on a
+//! conversation while handling a message.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use actix::prelude::*;
+use serde_json::Value;
+
+use super::messages::*;
+use super::{ActorError, ConversationActor, Deps};
+use crate::ids::Uuid;
+use crate::metrics::Counters;
+use crate::model::conversation::{ConversationRecord, ExecutionStatus};
+
+/// Registry of live conversation actors.
+pub struct ConversationRegistry {
+    deps: Deps,
+    actors: HashMap<Uuid, Addr<ConversationActor>>,
+    deleting: HashSet<Uuid>,
+    arbiters: Vec<ArbiterHandle>,
+    next_arbiter: usize,
+}
+
+impl ConversationRegistry {
+    /// A registry whose conversation actors run on `arbiters` (round robin);
+    /// with none given they run on the registry's own arbiter.
+    pub fn new(deps: Deps, arbiters: Vec<ArbiterHandle>) -> Self {
+        ConversationRegistry {
+            deps,
+            actors: HashMap::new(),
+            deleting: HashSet::new(),
+            arbiters,
+            next_arbiter: 0,
+        }
+    }
+
+    fn spawn(&mut self, record: ConversationRecord, ctx: &mut Context<Self>) -> Addr<ConversationActor> {
+        let id = record.id;
+        let deps = self.deps.clone();
+        let me = ctx.address();
+        let addr = if self.arbiters.is_empty() {
+            Supervisor::start(move |_| ConversationActor::new(record, deps, Some(me)))
+        } else {
+            let arb = &self.arbiters[self.next_arbiter % self.arbiters.len()];
+            self.next_arbiter = self.next_arbiter.wrapping_add(1);
+            Supervisor::start_in_arbiter(arb, move |_| ConversationActor::new(record, deps, Some(me)))
+        };
+        self.actors.insert(id, addr.clone());
+        addr
+    }
+
+    fn load_record(&self, id: &Uuid) -> Result<Option<ConversationRecord>, ActorError> {
+        match self.deps.store.get_record(id)? {
+            Some(bytes) => {
+                // The actor opens the secrets itself; the registry only needs the shape.
+                let (record, _) = ConversationRecord::from_stored(&bytes, None).map_err(ActorError::Storage)?;
+                Ok(Some(record))
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn lookup(&mut self, id: Uuid, dead: bool, ctx: &mut Context<Self>) -> Result<Option<Addr<ConversationActor>>, ActorError> {
+        if self.deleting.contains(&id) {
+            return Ok(None);
+        }
+        if let Some(addr) = self.actors.get(&id) {
+            if addr.connected() && !dead {
+                return Ok(Some(addr.clone()));
+            }
+            if addr.connected() {
+                // The caller saw a mailbox error but the address looks alive:
+                // trust the address only if it is still connected.
+                return Ok(Some(addr.clone()));
+            }
+            log::warn!("conversation {id}: actor mailbox closed; respawning from the store");
+            Counters::add(&self.deps.counters.actor_restarts, 1);
+            self.actors.remove(&id);
+        }
+        match self.load_record(&id)? {
+            Some(record) => Ok(Some(self.spawn(record, ctx))),
+            None => Ok(None),
+        }
+    }
+}
+
+impl Actor for ConversationRegistry {
+    type Context = Context<Self>;
+}
+
+impl Supervised for ConversationRegistry {
+    fn restarting(&mut self, _ctx: &mut Context<Self>) {
+        log::warn!("conversation registry restarting");
+        self.actors.retain(|_, a| a.connected());
+    }
+}
+
+/// Creates the working and scratch directories of a new conversation.
+fn prepare_dirs(record: &ConversationRecord) -> Result<(), ActorError> {
+    for dir in [&record.workspace.working_dir, &record.persistence_dir] {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| ActorError::BadRequest(format!("cannot create directory '{dir}': {e}")))?;
+    }
+    Ok(())
+}
+
+/// Runs `git init` in a working directory that is not inside a repository,
+/// as the reference does (so agent-made files show up in the git routes).
+async fn git_init_if_needed(dir: String) {
+    let inside = tokio::process::Command::new("git")
+        .args(["rev-parse", "--is-inside-work-tree"])
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .await;
+    if matches!(inside, Ok(s) if s.success()) {
+        return;
+    }
+    let _ = tokio::process::Command::new("git")
+        .args(["init", "--quiet"])
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .await;
+}
+
+impl Handler<Create> for ConversationRegistry {
+    type Result = ResponseActFuture<Self, Result<(Value, bool), ActorError>>;
+
+    fn handle(&mut self, msg: Create, ctx: &mut Context<Self>) -> Self::Result {
+        let req = msg.request;
+        let id = req.conversation_id.unwrap_or_else(Uuid::new_v4);
+        if self.deleting.contains(&id) {
+            return Box::pin(fut::ready(Err(ActorError::Conflict(format!(
+                "Conversation {id} is being deleted"
+            )))));
+        }
+        match self.load_record(&id) {
+            Ok(Some(existing)) => return Box::pin(fut::ready(Ok((existing.info_value(false), false)))),
+            Ok(None) => {}
+            Err(e) => return Box::pin(fut::ready(Err(e))),
+        }
+        let initial = req.initial_message.clone();
+        let record = ConversationRecord::new(id, req, &self.deps.config.conversations_path);
+        if let Err(e) = prepare_dirs(&record) {
+            return Box::pin(fut::ready(Err(e)));
+        }
+        let bytes = record.to_stored(self.deps.cipher.as_deref());
+        if let Err(e) = self.deps.store.put_record(&id, &bytes) {
+            return Box::pin(fut::ready(Err(e.into())));
+        }
+        let working_dir = record.workspace.working_dir.clone();
+        let addr = self.spawn(record, ctx);
+        let store = self.deps.store.clone();
+        Box::pin(
+            async move {
+                git_init_if_needed(working_dir).await;
+                store.flush().await?;
+                if let Some(mut message) = initial {
+                    // The reference starts a run for an initial message
+                    // whatever its `run` flag says.
+                    message.run = true;
+                    addr.send(SendMessage { message }).await??;
+                }
+                let bytes = store.get_record(&id)?.ok_or(ActorError::NotFound)?;
+                let (record, _) = ConversationRecord::from_stored(&bytes, None).map_err(ActorError::Storage)?;
+                Ok((record.info_value(false), true))
+            }
+            .into_actor(self),
+        )
+    }
+}
+
+impl Handler<Lookup> for ConversationRegistry {
+    type Result = Result<Option<Addr<ConversationActor>>, ActorError>;
+
+    fn handle(&mut self, msg: Lookup, ctx: &mut Context<Self>) -> Self::Result {
+        self.lookup(msg.id, msg.dead, ctx)
+    }
+}
+
+impl Handler<Delete> for ConversationRegistry {
+    type Result = ResponseActFuture<Self, Result<bool, ActorError>>;
+
+    fn handle(&mut self, msg: Delete, _ctx: &mut Context<Self>) -> Self::Result {
+        let id = msg.id;
+        let record = match self.load_record(&id) {
+            Ok(r) => r,
+            Err(e) => return Box::pin(fut::ready(Err(e))),
+        };
+        let Some(record) = record else {
+            return Box::pin(fut::ready(Ok(false)));
+        };
+        if !self.deleting.insert(id) {
+            return Box::pin(fut::ready(Ok(true)));
+        }
+        let addr = self.actors.remove(&id);
+        let store = self.deps.store.clone();
+        let scratch = record.persistence_dir.clone();
+        Box::pin(
+            async move {
+                if let Some(addr) = addr {
+                    let _ = addr.send(Close { delete: true }).await;
+                }
+                let result = actix_rt_blocking(move || -> Result<(), ActorError> {
+                    store.delete_conversation(&id)?;
+                    store.flush_blocking()?;
+                    let path = Path::new(&scratch);
+                    if path.exists() {
+                        if let Err(e) = std::fs::remove_dir_all(path) {
+                            log::warn!("conversation {id}: could not remove {scratch}: {e}");
+                        }
+                    }
+                    Ok(())
+                })
+                .await;
+                result.map(|()| true)
+            }
+            .into_actor(self)
+            .map(move |res, act, _| {
+                act.deleting.remove(&id);
+                res
+            }),
+        )
+    }
+}
+
+/// Runs blocking work off the actor threads.
+async fn actix_rt_blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ActorError> + Send + 'static,
+) -> Result<T, ActorError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(ActorError::Storage(format!("background task failed: {e}"))))
+}
+
+impl Handler<RecoverRunning> for ConversationRegistry {
+    type Result = Result<usize, ActorError>;
+
+    fn handle(&mut self, _: RecoverRunning, ctx: &mut Context<Self>) -> Self::Result {
+        let orphans = self.deps.store.sweep_orphans()?;
+        if orphans > 0 {
+            log::warn!("removed {orphans} event entries left behind by an interrupted delete");
+        }
+        let mut running = vec![];
+        for item in self.deps.store.records() {
+            let (id, bytes) = match item {
+                Ok(x) => x,
+                Err(e) => {
+                    log::error!("skipping an unreadable conversation record: {e}");
+                    continue;
+                }
+            };
+            match ConversationRecord::from_stored(&bytes, None) {
+                Ok((r, _)) if r.execution_status == ExecutionStatus::Running => running.push(r),
+                Ok(_) => {}
+                Err(e) => log::error!("conversation {id}: unreadable record skipped: {e}"),
+            }
+        }
+        let n = running.len();
+        for record in running {
+            log::info!("conversation {}: was running when the server stopped; recovering", record.id);
+            self.spawn(record, ctx);
+        }
+        Ok(n)
+    }
+}
+
+impl Handler<Shutdown> for ConversationRegistry {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, _: Shutdown, _ctx: &mut Context<Self>) -> Self::Result {
+        let actors: Vec<_> = self.actors.drain().map(|(_, a)| a).collect();
+        let store = self.deps.store.clone();
+        Box::pin(
+            async move {
+                for a in actors {
+                    let _ = a.send(Close { delete: false }).await;
+                }
+                if let Err(e) = store.flush().await {
+                    log::error!("final flush failed: {e}");
+                }
+            }
+            .into_actor(self),
+        )
+    }
+}
+
+impl Handler<Evicted> for ConversationRegistry {
+    type Result = ();
+
+    fn handle(&mut self, msg: Evicted, _ctx: &mut Context<Self>) {
+        self.actors.remove(&msg.id);
+    }
+}

@@ -1,0 +1,1074 @@
+//! The agent loop, run inside the conversation actor without ever blocking
+//! its mailbox: each LLM call and each tool execution is a spawned future
+//! whose completion comes back to the actor, which appends the resulting
+//! events and takes the next step. Pause takes effect between steps;
+//! interrupt cancels the step in flight. A generation counter makes late
+//! completions of a cancelled step harmless.
+//!
+//! Step: build messages from the events → call the LLM → append one
+//! `ActionEvent` per tool call → (confirmation?) → run the tools one by one,
+//! appending each observation → next step; until `finish`, a text answer,
+//! the iteration cap, a stuck pattern, pause, interrupt or an error.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use actix::prelude::*;
+use serde_json::{Value, json};
+use tokio::sync::OwnedSemaphorePermit;
+
+use super::actor::ConversationActor;
+use super::messages::*;
+use super::ActorError;
+use crate::agent::{stuck, view};
+use crate::llm::{self, ChatMessage, LlmConfig, LlmError, ToolSpec};
+use crate::metrics::Counters;
+use crate::model::conversation::ExecutionStatus;
+use crate::model::event::*;
+use crate::model::event::Message;
+use crate::model::llm::Llm;
+use crate::model::stats::CallUsage;
+use crate::tools::catalog::{self, ParsedCall};
+use crate::tools::content::Content;
+use crate::tools::file_editor::FileEditor;
+use crate::tools::task_tracker::TaskTracker;
+use crate::tools::terminal::{self, TerminalConfig, TerminalSession};
+
+/// One action waiting for execution.
+#[derive(Debug, Clone)]
+pub struct PendingAction {
+    /// Id of the `ActionEvent`.
+    pub action_id: String,
+    /// Tool name.
+    pub tool_name: String,
+    /// Tool call id.
+    pub tool_call_id: String,
+    /// Validated action, or `None` when the call was invalid.
+    pub action: Option<Value>,
+    /// Why the call was invalid.
+    pub error: Option<String>,
+}
+
+/// Tool instances of one conversation, kept across runs.
+#[derive(Default)]
+pub struct Tools {
+    terminal: Option<Addr<TerminalSession>>,
+    editor: Option<FileEditor>,
+    tracker: Option<TaskTracker>,
+}
+
+/// Run state of one conversation.
+#[derive(Default)]
+pub struct RunState {
+    active: bool,
+    generation: u64,
+    handle: Option<SpawnHandle>,
+    iterations: u64,
+    rerun: bool,
+    permit: Option<OwnedSemaphorePermit>,
+    queue: VecDeque<PendingAction>,
+    /// The conversation's LLM events, loaded on first use and kept current.
+    view: Option<Vec<Event>>,
+    /// Seq of the newest event the LLM has been shown.
+    llm_saw_upto: u64,
+    /// Seq of the newest user message.
+    last_user_seq: u64,
+    tools: Tools,
+}
+
+impl RunState {
+    /// Whether no run is active.
+    pub fn is_idle(&self) -> bool {
+        !self.active
+    }
+
+    /// Forgets everything of a run (after an actor restart); tools stay.
+    pub fn reset(&mut self) {
+        let tools = std::mem::take(&mut self.tools);
+        *self = RunState {
+            tools,
+            generation: self.generation + 1,
+            ..Default::default()
+        };
+    }
+
+    /// Keeps the LLM view current as events are appended.
+    pub fn observe(&mut self, events: Vec<Event>) {
+        if let Some(view) = &mut self.view {
+            view.extend(events.into_iter().filter(view::is_llm_event));
+        }
+    }
+}
+
+const INTERRUPTED: &str = "Tool call interrupted before completion. The conversation was paused.";
+const RESTARTED: &str = "A restart occurred while this tool was in progress. This may indicate a fatal memory error or system crash. The tool execution was interrupted and did not complete.";
+const NUDGE: &str = "Your last response did not include a function call or a message. Please use a tool to proceed with the task.";
+
+fn vision(llm: &Llm) -> bool {
+    if llm.disable_vision == Some(true) {
+        return false;
+    }
+    let m = llm.model.to_ascii_lowercase();
+    ["claude", "gpt-4o", "gpt-4.1", "gpt-5", "gemini", "o3", "o4"]
+        .iter()
+        .any(|p| m.contains(p))
+}
+
+impl ConversationActor {
+    fn working_dir(&self) -> PathBuf {
+        let wd = PathBuf::from(&self.record.workspace.working_dir);
+        if wd.is_absolute() {
+            wd
+        } else {
+            std::env::current_dir().map(|c| c.join(&wd)).unwrap_or(wd)
+        }
+    }
+
+    fn tool_names(&self) -> Vec<String> {
+        self.record
+            .agent
+            .tool_names()
+            .into_iter()
+            .filter(|n| catalog::TOOL_NAMES.contains(&n.as_str()))
+            .collect()
+    }
+
+    /// The `SystemPromptEvent` emitted before the first user message.
+    pub(super) fn system_prompt_event(&mut self) -> Event {
+        let agent = &self.record.agent;
+        let mut kwargs = agent.system_prompt_kwargs.clone();
+        kwargs.insert(
+            "security_policy_filename".into(),
+            Value::String(agent.security_policy_filename.clone()),
+        );
+        let secret_names: Vec<String> = self.record.secret_sources.keys().cloned().collect();
+        let (prompt, dynamic) = catalog_prompt(&kwargs, &agent.llm.model, &secret_names);
+        let prompt = match &agent.system_prompt {
+            Some(inline) if !inline.is_empty() => inline.clone(),
+            _ => prompt,
+        };
+        let names = self.tool_names();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let tools = catalog::tool_definitions(&refs, &self.record.workspace.working_dir, vision(&agent.llm));
+        self.new_event(
+            Source::Agent,
+            EventBody::SystemPrompt(SystemPromptEvent {
+                system_prompt: Content::text(prompt),
+                tools,
+                dynamic_context: dynamic.map(Content::text),
+            }),
+        )
+    }
+
+    /// A user `MessageEvent`.
+    pub(super) fn user_message_event(&mut self, content: Vec<Content>) -> Event {
+        self.new_event(
+            Source::User,
+            EventBody::Message(MessageEvent {
+                llm_message: Message::new("user", content),
+                llm_response_id: None,
+                activated_skills: vec![],
+                extended_content: vec![],
+                sender: None,
+                critic_result: None,
+            }),
+        )
+    }
+
+    /// After a user message was appended: remember it, maybe title the conversation.
+    pub(super) fn on_user_message(&mut self, ctx: &mut Context<Self>) {
+        self.run.last_user_seq = self.last_seq;
+        if self.record.autotitle && self.record.title.is_none() {
+            self.generate_title(ctx);
+        }
+    }
+
+    fn generate_title(&mut self, ctx: &mut Context<Self>) {
+        let text = self.view_events().iter().rev().find_map(|e| match &e.body {
+            EventBody::Message(m) if e.source == Source::User => Some(
+                m.llm_message
+                    .content
+                    .iter()
+                    .filter_map(|c| c.as_text())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
+            _ => None,
+        });
+        let Some(text) = text.filter(|t| !t.trim().is_empty()) else {
+            return;
+        };
+        let fallback = truncate_title(&text);
+        let cfg = match LlmConfig::from_json(&self.record.agent.llm.to_value()) {
+            Ok(c) => c,
+            Err(_) => {
+                self.set_title(ctx, fallback);
+                return;
+            }
+        };
+        let http = self.deps.http.clone();
+        let messages = vec![
+            ChatMessage::system(
+                "You name conversations. Reply with a short, specific title of at most 50 characters \
+                 for the conversation that starts with the user's message. Reply with the title only.",
+            ),
+            ChatMessage::user(truncate_chars(&text, 2000)),
+        ];
+        ctx.spawn(
+            async move { llm::ask(&http, &cfg, &messages).await }
+                .into_actor(self)
+                .map(move |res, act, ctx| {
+                    let title = match res {
+                        Ok(r) if !r.content.trim().is_empty() => truncate_title(r.content.trim().trim_matches('"')),
+                        _ => fallback,
+                    };
+                    act.set_title(ctx, title);
+                }),
+        );
+    }
+
+    fn set_title(&mut self, ctx: &mut Context<Self>, title: String) {
+        if self.gone || self.record.title.is_some() {
+            return;
+        }
+        self.record.title = Some(title);
+        let _ = self.append(ctx, vec![], true);
+    }
+
+    /// The LLM events, loaded from the store on first use.
+    fn view_events(&mut self) -> &Vec<Event> {
+        if self.run.view.is_none() {
+            let mut events = vec![];
+            for item in self.deps.store.events_from(&self.id, 1, false) {
+                match item.map_err(|e| e.to_string()).and_then(|e| Event::from_json(e.json())) {
+                    Ok(e) if view::is_llm_event(&e) => events.push(e),
+                    Ok(_) => {}
+                    Err(e) => log::warn!("conversation {}: event skipped in the agent's view: {e}", self.id),
+                }
+            }
+            self.run.view = Some(events);
+        }
+        self.run.view.get_or_insert_with(Vec::new)
+    }
+
+    /// Actions appended but never answered by an observation, error or rejection.
+    fn unmatched_actions(&mut self) -> Vec<PendingAction> {
+        let events = self.view_events();
+        let answered: std::collections::HashSet<&str> = events
+            .iter()
+            .filter_map(|e| match &e.body {
+                EventBody::Observation(o) => Some(o.tool_call_id.as_str()),
+                EventBody::AgentError(o) => Some(o.tool_call_id.as_str()),
+                EventBody::UserReject(o) => Some(o.tool_call_id.as_str()),
+                _ => None,
+            })
+            .collect();
+        events
+            .iter()
+            .filter_map(|e| match &e.body {
+                EventBody::Action(a) if !answered.contains(a.tool_call_id.as_str()) => Some(PendingAction {
+                    action_id: e.id.clone(),
+                    tool_name: a.tool_name.clone(),
+                    tool_call_id: a.tool_call_id.clone(),
+                    action: a.action.clone(),
+                    error: None,
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Starts a run, or (when one is active) remembers to run again after it.
+    pub(super) fn request_run(&mut self, ctx: &mut Context<Self>, from_message: bool) -> Result<(), ActorError> {
+        if self.run.active {
+            if from_message {
+                self.run.rerun = true;
+                return Ok(());
+            }
+            return Err(ActorError::Conflict(
+                "Conversation already running. Wait for completion or pause first.".into(),
+            ));
+        }
+        self.start_run(ctx);
+        Ok(())
+    }
+
+    fn start_run(&mut self, ctx: &mut Context<Self>) {
+        if self.record.execution_status == ExecutionStatus::Finished {
+            // A finished conversation stays finished until a new message.
+            let snap = self.full_state_event();
+            self.publish_ephemeral(snap);
+            return;
+        }
+        self.run.active = true;
+        self.run.generation += 1;
+        self.run.iterations = 0;
+        self.run.queue.clear();
+        Counters::add(&self.deps.counters.runs_started, 1);
+        if let Some(ev) = self.set_status(ExecutionStatus::Running) {
+            if self.append(ctx, vec![ev], true).is_err() {
+                return;
+            }
+        }
+        let generation = self.run.generation;
+        match self.deps.run_slots.clone().try_acquire_owned() {
+            Ok(permit) => {
+                self.run.permit = Some(permit);
+                Counters::add(&self.deps.counters.runs_active, 1);
+                self.step(ctx);
+            }
+            Err(_) => {
+                log::info!("conversation {}: waiting for a run slot", self.id);
+                Counters::add(&self.deps.counters.runs_waiting, 1);
+                self.record.agent_state.insert("run_queue".into(), json!("waiting_for_slot"));
+                let ev = self.state_event("agent_state", Value::Object(self.record.agent_state.clone()));
+                let _ = self.append(ctx, vec![ev], true);
+                let slots = self.deps.run_slots.clone();
+                let handle = ctx.spawn(async move { slots.acquire_owned().await.ok() }.into_actor(self).map(
+                    move |permit, act, ctx| {
+                        Counters::sub(&act.deps.counters.runs_waiting, 1);
+                        if act.run.generation != generation || !act.run.active {
+                            return;
+                        }
+                        act.record.agent_state.shift_remove("run_queue");
+                        let ev = act.state_event("agent_state", Value::Object(act.record.agent_state.clone()));
+                        let _ = act.append(ctx, vec![ev], true);
+                        match permit {
+                            Some(p) => {
+                                act.run.permit = Some(p);
+                                Counters::add(&act.deps.counters.runs_active, 1);
+                                act.step(ctx);
+                            }
+                            None => act.fail_run(ctx, "RuntimeError", "run admission closed".into()),
+                        }
+                    },
+                ));
+                self.run.handle = Some(handle);
+            }
+        }
+    }
+
+    /// One iteration of the loop.
+    fn step(&mut self, ctx: &mut Context<Self>) {
+        if !self.run.active || self.gone {
+            return;
+        }
+        match self.record.execution_status {
+            ExecutionStatus::Paused | ExecutionStatus::Stuck | ExecutionStatus::Finished | ExecutionStatus::Error => {
+                return self.end_run(ctx);
+            }
+            ExecutionStatus::WaitingForConfirmation | ExecutionStatus::Idle => {
+                if let Some(ev) = self.set_status(ExecutionStatus::Running) {
+                    if self.append(ctx, vec![ev], true).is_err() {
+                        return;
+                    }
+                }
+            }
+            _ => {}
+        }
+        let pending = self.unmatched_actions();
+        if !pending.is_empty() {
+            self.run.queue = pending.into();
+            return self.execute_next(ctx);
+        }
+        if self.record.stuck_detection && stuck::is_stuck(self.view_events()) {
+            log::info!("conversation {}: stuck pattern detected", self.id);
+            if let Some(ev) = self.set_status(ExecutionStatus::Stuck) {
+                let _ = self.append(ctx, vec![ev], true);
+            }
+            return self.end_run(ctx);
+        }
+        if self.run.iterations >= self.record.max_iterations {
+            let detail = format!("Agent reached maximum iterations limit ({}).", self.record.max_iterations);
+            return self.fail_run(ctx, "MaxIterationsReached", detail);
+        }
+        self.run.iterations += 1;
+        let cfg = match LlmConfig::from_json(&self.record.agent.llm.to_value()) {
+            Ok(c) => c,
+            Err(e) => return self.fail_run(ctx, e.code(), e.detail()),
+        };
+        let names = self.tool_names();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let tools: Vec<ToolSpec> =
+            catalog::tool_specs(&refs, &self.record.workspace.working_dir, vision(&self.record.agent.llm))
+                .into_iter()
+                .map(|t| ToolSpec {
+                    name: t.name,
+                    description: t.description,
+                    parameters: t.parameters,
+                })
+                .collect();
+        let messages = view::build_messages(self.view_events());
+        self.run.llm_saw_upto = self.last_seq;
+        let http = self.deps.http.clone();
+        let generation = self.run.generation;
+        let counters = self.deps.counters.clone();
+        let handle = ctx.spawn(
+            async move {
+                let res = llm::complete(&http, &cfg, &messages, &tools, None).await;
+                Counters::add(&counters.llm_calls, 1);
+                match &res {
+                    Ok(r) => {
+                        Counters::add(&counters.llm_latency_micros, r.latency.as_micros() as u64);
+                        Counters::add(&counters.llm_prompt_tokens, r.usage.prompt_tokens);
+                        Counters::add(&counters.llm_completion_tokens, r.usage.completion_tokens);
+                    }
+                    Err(_) => Counters::add(&counters.llm_errors, 1),
+                }
+                res
+            }
+            .into_actor(self)
+            .map(move |res, act, ctx| {
+                if act.run.generation == generation && act.run.active {
+                    act.on_llm(res, ctx);
+                }
+            }),
+        );
+        self.run.handle = Some(handle);
+    }
+
+    fn stats_event(&mut self, r: &llm::LlmResponse) -> Event {
+        let llm_cfg = &self.record.agent.llm;
+        let call = CallUsage {
+            model: llm_cfg.model.clone(),
+            response_id: r.id.clone(),
+            prompt_tokens: r.usage.prompt_tokens,
+            completion_tokens: r.usage.completion_tokens,
+            cache_read_tokens: r.usage.cache_read_tokens,
+            cache_write_tokens: r.usage.cache_write_tokens,
+            reasoning_tokens: r.usage.reasoning_tokens,
+            context_window: llm_cfg.max_input_tokens.unwrap_or(0).max(0) as u64,
+            cost: r.cost,
+            latency: r.latency.as_secs_f64(),
+        };
+        let usage_id = llm_cfg.usage_id.clone();
+        self.record.stats.entry(&usage_id).record(&call);
+        let snap = self.record.stats.to_snapshot_value();
+        self.state_event("stats", snap)
+    }
+
+    fn on_llm(&mut self, res: Result<llm::LlmResponse, LlmError>, ctx: &mut Context<Self>) {
+        self.run.handle = None;
+        let r = match res {
+            Ok(r) => r,
+            Err(e) => return self.fail_run(ctx, e.code(), e.detail()),
+        };
+        let stats = self.stats_event(&r);
+        let mut events = vec![stats];
+        if !r.tool_calls.is_empty() {
+            let names = self.tool_names();
+            let available: Vec<&str> = names.iter().map(String::as_str).collect();
+            let analyzer = !self.record.security_analyzer.is_null();
+            let mut calls = r.tool_calls.clone();
+            if let Some(i) = calls.iter().position(|c| c.name == "finish") {
+                calls.truncate(i + 1);
+            }
+            let mut pending = VecDeque::new();
+            for (i, call) in calls.iter().enumerate() {
+                let first = i == 0;
+                let thought = if first && !r.content.trim().is_empty() {
+                    vec![Content::text(r.content.clone())]
+                } else {
+                    vec![]
+                };
+                let (tool_name, action, arguments, risk, summary, error) =
+                    match catalog::parse_tool_call_with_analyzer(&available, &call.name, &call.arguments, analyzer) {
+                        ParsedCall::Ok {
+                            tool_name,
+                            action,
+                            normalized_arguments,
+                            event_security_risk,
+                            summary,
+                            ..
+                        } => (tool_name, Some(action), normalized_arguments, event_security_risk, Some(summary), None),
+                        ParsedCall::Err {
+                            tool_name,
+                            arguments,
+                            message,
+                        } => (tool_name, None, arguments, "UNKNOWN".to_string(), None, Some(message)),
+                    };
+                let ev = self.new_event(
+                    Source::Agent,
+                    EventBody::Action(ActionEvent {
+                        thought,
+                        reasoning_content: if first { r.reasoning_content.clone() } else { None },
+                        thinking_blocks: if first { r.thinking_blocks.clone() } else { vec![] },
+                        responses_reasoning_item: None,
+                        action: action.clone(),
+                        tool_name: if error.is_some() { call.name.clone() } else { tool_name.clone() },
+                        tool_call_id: call.id.clone(),
+                        tool_call: MessageToolCall {
+                            id: call.id.clone(),
+                            responses_item_id: None,
+                            name: if error.is_some() { call.name.clone() } else { tool_name.clone() },
+                            arguments,
+                            origin: "completion".into(),
+                        },
+                        llm_response_id: r.id.clone(),
+                        security_risk: risk,
+                        critic_result: None,
+                        summary,
+                    }),
+                );
+                pending.push_back(PendingAction {
+                    action_id: ev.id.clone(),
+                    tool_name,
+                    tool_call_id: call.id.clone(),
+                    action,
+                    error,
+                });
+                events.push(ev);
+            }
+            if self.append(ctx, events, true).is_err() {
+                return;
+            }
+            let list: Vec<PendingAction> = pending.iter().cloned().collect();
+            if self.needs_confirmation(&list) {
+                if let Some(ev) = self.set_status(ExecutionStatus::WaitingForConfirmation) {
+                    let _ = self.append(ctx, vec![ev], true);
+                }
+                return self.end_run(ctx);
+            }
+            self.run.queue = pending;
+            return self.execute_next(ctx);
+        }
+        let text = r.content.trim().to_string();
+        let mut reply = Message::new("assistant", if text.is_empty() { vec![] } else { vec![Content::text(r.content.clone())] });
+        reply.reasoning_content = r.reasoning_content.clone();
+        reply.thinking_blocks = r.thinking_blocks.clone();
+        let agent_msg = self.new_event(
+            Source::Agent,
+            EventBody::Message(MessageEvent {
+                llm_message: reply,
+                llm_response_id: Some(r.id.clone()),
+                activated_skills: vec![],
+                extended_content: vec![],
+                sender: None,
+                critic_result: None,
+            }),
+        );
+        events.push(agent_msg);
+        if text.is_empty() {
+            let nudge = self.user_message_event(vec![Content::text(NUDGE)]);
+            events.push(nudge);
+            if self.append(ctx, events, true).is_err() {
+                return;
+            }
+            return self.step(ctx);
+        }
+        events.extend(self.set_status(ExecutionStatus::Finished));
+        if self.append(ctx, events, true).is_err() {
+            return;
+        }
+        self.end_run(ctx);
+    }
+
+    fn needs_confirmation(&self, actions: &[PendingAction]) -> bool {
+        if actions.len() == 1 && actions[0].tool_name == "finish" {
+            return false;
+        }
+        let policy = &self.record.confirmation_policy;
+        let executable = actions.iter().filter(|a| a.action.is_some());
+        match policy.get("kind").and_then(Value::as_str) {
+            Some("AlwaysConfirm") => executable.count() > 0,
+            Some("ConfirmRisky") => {
+                let threshold = policy.get("threshold").and_then(Value::as_str).unwrap_or("HIGH");
+                let confirm_unknown = policy.get("confirm_unknown").and_then(Value::as_bool).unwrap_or(true);
+                let rank = |r: &str| match r {
+                    "LOW" => 1,
+                    "MEDIUM" => 2,
+                    "HIGH" => 3,
+                    _ => 0,
+                };
+                let risks: Vec<String> = self
+                    .view_events_ref()
+                    .iter()
+                    .filter_map(|e| match &e.body {
+                        EventBody::Action(a) if actions.iter().any(|p| p.tool_call_id == a.tool_call_id) => {
+                            Some(a.security_risk.clone())
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                risks.iter().any(|r| {
+                    let n = rank(r);
+                    (n == 0 && confirm_unknown) || (n > 0 && n >= rank(threshold))
+                })
+            }
+            _ => false,
+        }
+    }
+
+    fn view_events_ref(&self) -> &[Event] {
+        self.run.view.as_deref().unwrap_or(&[])
+    }
+
+    /// Runs the next queued action, or takes the next step when none is left.
+    fn execute_next(&mut self, ctx: &mut Context<Self>) {
+        if !self.run.active {
+            return;
+        }
+        let Some(p) = self.run.queue.pop_front() else {
+            if self.record.execution_status == ExecutionStatus::Finished {
+                return self.end_run(ctx);
+            }
+            return self.step(ctx);
+        };
+        let generation = self.run.generation;
+        let Some(action) = p.action.clone() else {
+            let message = p.error.clone().unwrap_or_else(|| {
+                format!("Tool '{}' could not be validated", p.tool_name)
+            });
+            return self.finish_action(ctx, &p, Err(message));
+        };
+        match p.tool_name.as_str() {
+            "finish" => {
+                let msg = action.get("message").and_then(Value::as_str).unwrap_or("").to_string();
+                self.finish_action(ctx, &p, Ok(catalog::finish_observation(&msg)));
+            }
+            "think" => self.finish_action(ctx, &p, Ok(catalog::think_observation())),
+            "task_tracker" => {
+                let dir = PathBuf::from(&self.record.persistence_dir);
+                let tracker = self.run.tools.tracker.get_or_insert_with(|| TaskTracker::new(Some(&dir)));
+                let obs = tracker.execute(&action).to_json();
+                self.finish_action(ctx, &p, Ok(obs));
+            }
+            "file_editor" => {
+                let mut editor = self.run.tools.editor.take().unwrap_or_default();
+                let cwd = self.working_dir();
+                let handle = ctx.spawn(
+                    async move {
+                        tokio::task::spawn_blocking(move || {
+                            let obs = editor.execute(&action, &cwd);
+                            (editor, obs.to_json())
+                        })
+                        .await
+                    }
+                    .into_actor(self)
+                    .map(move |res, act, ctx| match res {
+                        Ok((editor, obs)) => {
+                            act.run.tools.editor = Some(editor);
+                            if act.run.generation == generation && act.run.active {
+                                act.finish_action(ctx, &p, Ok(obs));
+                            }
+                        }
+                        Err(e) => {
+                            if act.run.generation == generation && act.run.active {
+                                act.finish_action(ctx, &p, Err(format!("Error executing tool 'file_editor': {e}")));
+                            }
+                        }
+                    }),
+                );
+                self.run.handle = Some(handle);
+            }
+            "terminal" => {
+                let addr = self.terminal();
+                let sources = self.record.secret_sources.clone();
+                let http = self.deps.http.clone();
+                let handle = ctx.spawn(
+                    async move {
+                        let secrets = resolve_secrets(&http, &sources).await;
+                        addr.send(terminal::Execute { action, secrets }).await
+                    }
+                    .into_actor(self)
+                    .map(move |res, act, ctx| {
+                        if act.run.generation != generation || !act.run.active {
+                            return;
+                        }
+                        let outcome = match res {
+                            Ok(Ok(obs)) => Ok(obs.to_json()),
+                            Ok(Err(e)) => Err(format!("Error executing tool 'terminal': {e}")),
+                            Err(e) => Err(format!("Error executing tool 'terminal': the terminal stopped ({e})")),
+                        };
+                        act.finish_action(ctx, &p, outcome);
+                    }),
+                );
+                self.run.handle = Some(handle);
+            }
+            other => {
+                let msg = format!("Tool '{other}' is not available on this server");
+                self.finish_action(ctx, &p, Err(msg));
+            }
+        }
+    }
+
+    fn terminal(&mut self) -> Addr<TerminalSession> {
+        if let Some(t) = &self.run.tools.terminal {
+            if t.connected() {
+                return t.clone();
+            }
+        }
+        let mut cfg = TerminalConfig::new(self.working_dir());
+        cfg.no_change_timeout = Duration::from_secs(self.deps.config.terminal_no_change_timeout_secs.max(1));
+        cfg.full_output_save_dir = Some(PathBuf::from(&self.record.persistence_dir).join("observations"));
+        let addr = Supervisor::start(move |_| TerminalSession::new(cfg));
+        self.run.tools.terminal = Some(addr.clone());
+        addr
+    }
+
+    /// Appends the result of one action and continues.
+    fn finish_action(&mut self, ctx: &mut Context<Self>, p: &PendingAction, outcome: Result<Value, String>) {
+        self.run.handle = None;
+        let ev = match outcome {
+            Ok(observation) => self.new_event(
+                Source::Environment,
+                EventBody::Observation(ObservationEvent {
+                    tool_name: p.tool_name.clone(),
+                    tool_call_id: p.tool_call_id.clone(),
+                    observation,
+                    action_id: p.action_id.clone(),
+                }),
+            ),
+            Err(error) => self.new_event(
+                Source::Agent,
+                EventBody::AgentError(AgentErrorEvent {
+                    tool_name: p.tool_name.clone(),
+                    tool_call_id: p.tool_call_id.clone(),
+                    error,
+                }),
+            ),
+        };
+        let is_finish = p.tool_name == "finish" && p.action.is_some();
+        let mut events = vec![ev];
+        if is_finish {
+            events.extend(self.set_status(ExecutionStatus::Finished));
+        }
+        if self.append(ctx, events, true).is_err() {
+            return;
+        }
+        self.execute_next(ctx);
+    }
+
+    /// Ends the run with `ConversationErrorEvent` then status `error`.
+    fn fail_run(&mut self, ctx: &mut Context<Self>, code: &str, detail: String) {
+        log::info!("conversation {}: run failed: {code}: {detail}", self.id);
+        let err = self.new_event(
+            Source::Environment,
+            EventBody::ConversationError(ConversationErrorEvent {
+                code: code.into(),
+                detail,
+            }),
+        );
+        let mut events = vec![err];
+        events.extend(self.set_status(ExecutionStatus::Error));
+        let _ = self.append(ctx, events, true);
+        self.end_run(ctx);
+    }
+
+    fn end_run(&mut self, ctx: &mut Context<Self>) {
+        if !self.run.active {
+            return;
+        }
+        self.run.active = false;
+        self.run.queue.clear();
+        if let Some(h) = self.run.handle.take() {
+            ctx.cancel_future(h);
+        }
+        if self.run.permit.take().is_some() {
+            Counters::sub(&self.deps.counters.runs_active, 1);
+        }
+        let snap = self.full_state_event();
+        self.publish_ephemeral(snap);
+        let unseen_message = self.run.last_user_seq > self.run.llm_saw_upto;
+        if std::mem::take(&mut self.run.rerun)
+            && unseen_message
+            && matches!(
+                self.record.execution_status,
+                ExecutionStatus::Idle | ExecutionStatus::Finished
+            )
+        {
+            if let Some(ev) = self.set_status(ExecutionStatus::Idle) {
+                let _ = self.append(ctx, vec![ev], true);
+            }
+            self.start_run(ctx);
+        }
+    }
+
+    /// Cancels the step in flight; unanswered actions get `reason` as an error.
+    fn cancel_step(&mut self, ctx: &mut Context<Self>, reason: &str) -> Vec<Event> {
+        self.run.generation += 1;
+        if let Some(h) = self.run.handle.take() {
+            ctx.cancel_future(h);
+        }
+        self.run.queue.clear();
+        if let Some(t) = &self.run.tools.terminal {
+            t.do_send(terminal::Interrupt);
+        }
+        let pending = self.unmatched_actions();
+        pending
+            .into_iter()
+            .map(|p| {
+                self.new_event(
+                    Source::Agent,
+                    EventBody::AgentError(AgentErrorEvent {
+                        tool_name: p.tool_name,
+                        tool_call_id: p.tool_call_id,
+                        error: reason.to_string(),
+                    }),
+                )
+            })
+            .collect()
+    }
+
+    /// On close: stop the run and the terminal.
+    pub(super) fn stop_run_for_close(&mut self, ctx: &mut Context<Self>) {
+        if self.run.active {
+            self.run.generation += 1;
+            if let Some(h) = self.run.handle.take() {
+                ctx.cancel_future(h);
+            }
+            self.run.active = false;
+            if self.run.permit.take().is_some() {
+                Counters::sub(&self.deps.counters.runs_active, 1);
+            }
+        }
+        if let Some(t) = self.run.tools.terminal.take() {
+            t.do_send(terminal::Close);
+        }
+    }
+
+    /// A run was interrupted by a crash or restart: unanswered actions get an
+    /// error, and the conversation ends in `error` with an explanation.
+    pub(super) fn recover_interrupted_run(&mut self, ctx: &mut Context<Self>) {
+        let pending = self.unmatched_actions();
+        let mut events: Vec<Event> = pending
+            .into_iter()
+            .map(|p| {
+                self.new_event(
+                    Source::Agent,
+                    EventBody::AgentError(AgentErrorEvent {
+                        tool_name: p.tool_name,
+                        tool_call_id: p.tool_call_id,
+                        error: RESTARTED.into(),
+                    }),
+                )
+            })
+            .collect();
+        let explain = self.new_event(
+            Source::Environment,
+            EventBody::ConversationError(ConversationErrorEvent {
+                code: "ServerRestarted".into(),
+                detail: "The server or this conversation's actor restarted while the agent was running; \
+                         the run was stopped. Send a message or call /run to continue."
+                    .into(),
+            }),
+        );
+        events.push(explain);
+        events.extend(self.set_status(ExecutionStatus::Error));
+        if let Err(e) = self.append(ctx, events, true) {
+            log::error!("conversation {}: could not record the interrupted run: {e}", self.id);
+        }
+    }
+}
+
+fn catalog_prompt(
+    kwargs: &serde_json::Map<String, Value>,
+    model: &str,
+    secret_names: &[String],
+) -> (String, Option<String>) {
+    crate::tools::prompt::system_prompt(kwargs, model, secret_names)
+}
+
+fn truncate_chars(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
+}
+
+fn truncate_title(s: &str) -> String {
+    let line = s.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+    if line.chars().count() <= 50 {
+        line.to_string()
+    } else {
+        format!("{}...", truncate_chars(line, 47).trim_end())
+    }
+}
+
+/// Plaintext values of the conversation's secrets (lookup secrets fetched).
+async fn resolve_secrets(http: &reqwest::Client, sources: &serde_json::Map<String, Value>) -> Vec<(String, String)> {
+    let mut out = vec![];
+    for (name, src) in sources {
+        match src.get("kind").and_then(Value::as_str) {
+            Some("LookupSecret") => {
+                let Some(url) = src.get("url").and_then(Value::as_str) else { continue };
+                let mut req = http.get(url).timeout(Duration::from_secs(10));
+                if let Some(Value::Object(h)) = src.get("headers") {
+                    for (k, v) in h {
+                        if let Some(v) = v.as_str() {
+                            req = req.header(k.as_str(), v);
+                        }
+                    }
+                }
+                match req.send().await {
+                    Ok(r) if r.status().is_success() => {
+                        if let Ok(text) = r.text().await {
+                            out.push((name.clone(), text));
+                        }
+                    }
+                    Ok(r) => log::warn!("secret {name}: lookup answered {}", r.status()),
+                    Err(e) => log::warn!("secret {name}: lookup failed: {e}"),
+                }
+            }
+            _ => {
+                if let Some(v) = src.get("value").and_then(Value::as_str) {
+                    out.push((name.clone(), v.to_string()));
+                }
+            }
+        }
+    }
+    out
+}
+
+impl Handler<Run> for ConversationActor {
+    type Result = Result<(), ActorError>;
+
+    fn handle(&mut self, _: Run, ctx: &mut Context<Self>) -> Self::Result {
+        if self.gone {
+            return Err(ActorError::NotFound);
+        }
+        self.request_run(ctx, false)
+    }
+}
+
+impl Handler<Pause> for ConversationActor {
+    type Result = ResponseFuture<Result<(), ActorError>>;
+
+    fn handle(&mut self, _: Pause, ctx: &mut Context<Self>) -> Self::Result {
+        if self.gone {
+            return Box::pin(async { Err(ActorError::NotFound) });
+        }
+        if !matches!(self.record.execution_status, ExecutionStatus::Idle | ExecutionStatus::Running) {
+            return Box::pin(async { Ok(()) });
+        }
+        let mut events: Vec<Event> = self.set_status(ExecutionStatus::Paused).into_iter().collect();
+        events.push(self.new_event(Source::User, EventBody::Pause));
+        let seq = match self.append(ctx, events, true) {
+            Ok(s) => s,
+            Err(e) => return Box::pin(async move { Err(e) }),
+        };
+        if !self.run.active {
+            let snap = self.full_state_event();
+            self.publish_ephemeral(snap);
+        }
+        self.when_durable(seq)
+    }
+}
+
+impl Handler<Interrupt> for ConversationActor {
+    type Result = ResponseFuture<Result<(), ActorError>>;
+
+    fn handle(&mut self, _: Interrupt, ctx: &mut Context<Self>) -> Self::Result {
+        if self.gone {
+            return Box::pin(async { Err(ActorError::NotFound) });
+        }
+        let mut events = if self.run.active { self.cancel_step(ctx, INTERRUPTED) } else { vec![] };
+        let was_active = self.run.active;
+        if was_active || matches!(self.record.execution_status, ExecutionStatus::Idle | ExecutionStatus::Running) {
+            events.extend(self.set_status(ExecutionStatus::Paused));
+            events.push(self.new_event(Source::User, EventBody::Interrupt));
+        }
+        let seq = match self.append(ctx, events, true) {
+            Ok(s) => s,
+            Err(e) => return Box::pin(async move { Err(e) }),
+        };
+        if was_active {
+            self.run.rerun = false;
+            self.end_run(ctx);
+        } else {
+            let snap = self.full_state_event();
+            self.publish_ephemeral(snap);
+        }
+        self.when_durable_or_flush(seq)
+    }
+}
+
+impl Handler<RespondToConfirmation> for ConversationActor {
+    type Result = ResponseFuture<Result<(), ActorError>>;
+
+    fn handle(&mut self, msg: RespondToConfirmation, ctx: &mut Context<Self>) -> Self::Result {
+        if self.gone {
+            return Box::pin(async { Err(ActorError::NotFound) });
+        }
+        if msg.accept {
+            let _ = self.request_run(ctx, false);
+            return Box::pin(async { Ok(()) });
+        }
+        if self.run.active {
+            return Box::pin(async { Ok(()) });
+        }
+        let pending = self.unmatched_actions();
+        let mut events: Vec<Event> = pending
+            .into_iter()
+            .map(|p| {
+                self.new_event(
+                    Source::Environment,
+                    EventBody::UserReject(UserRejectObservation {
+                        tool_name: p.tool_name,
+                        tool_call_id: p.tool_call_id,
+                        rejection_reason: msg.reason.clone(),
+                        rejection_source: "user".into(),
+                        action_id: p.action_id,
+                    }),
+                )
+            })
+            .collect();
+        if self.record.execution_status == ExecutionStatus::WaitingForConfirmation {
+            events.extend(self.set_status(ExecutionStatus::Idle));
+        }
+        match self.append(ctx, events, true) {
+            Ok(seq) => self.when_durable_or_flush(seq),
+            Err(e) => Box::pin(async move { Err(e) }),
+        }
+    }
+}
+
+impl Handler<AskAgent> for ConversationActor {
+    type Result = ResponseFuture<Result<String, ActorError>>;
+
+    fn handle(&mut self, msg: AskAgent, _ctx: &mut Context<Self>) -> Self::Result {
+        if self.gone {
+            return Box::pin(async { Err(ActorError::NotFound) });
+        }
+        let mut cfg = match LlmConfig::from_json(&self.record.agent.llm.to_value()) {
+            Ok(c) => c,
+            Err(e) => return Box::pin(async move { Err(ActorError::BadRequest(e.detail())) }),
+        };
+        cfg.usage_id = "ask-agent-llm".into();
+        let mut messages = view::build_messages(self.view_events());
+        messages.push(ChatMessage::user(msg.question));
+        let http = self.deps.http.clone();
+        Box::pin(async move {
+            let r = llm::ask(&http, &cfg, &messages)
+                .await
+                .map_err(|e| ActorError::Upstream(format!("{}: {}", e.code(), e.detail())))?;
+            if r.content.trim().is_empty() {
+                return Err(ActorError::Upstream("Failed to generate summary".into()));
+            }
+            Ok(r.content)
+        })
+    }
+}
+
+impl Handler<SwitchLlm> for ConversationActor {
+    type Result = ResponseFuture<Result<(), ActorError>>;
+
+    fn handle(&mut self, msg: SwitchLlm, ctx: &mut Context<Self>) -> Self::Result {
+        if self.gone {
+            return Box::pin(async { Err(ActorError::NotFound) });
+        }
+        let llm: Llm = match serde_path_to_error::deserialize(msg.0) {
+            Ok(l) => l,
+            Err(e) => {
+                let mut loc = vec!["llm".to_string()];
+                loc.extend(crate::model::agent::path_segments(e.path()));
+                let field = crate::model::conversation::FieldError {
+                    loc,
+                    msg: crate::model::agent::clean_serde_message(&e.inner().to_string()),
+                    kind: "value_error",
+                };
+                return Box::pin(async move { Err(ActorError::Invalid(field)) });
+            }
+        };
+        self.record.agent.llm = llm;
+        self.save_record(ctx)
+    }
+}

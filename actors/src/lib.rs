@@ -1,0 +1,15 @@
+//! Actors and domain of the agent server: conversation and bash actors, the
+//! sled event store, the agent loop, LLM clients and tools. No HTTP here:
+//! everything is tested without a web server.
+
+pub mod agent;
+pub mod conversation;
+pub mod crypto;
+pub mod ids;
+pub mod llm;
+pub mod metrics;
+pub mod model;
+pub mod search;
+pub mod store;
+pub mod time;
+pub mod tools;

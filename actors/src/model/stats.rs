@@ -1,0 +1,267 @@
+//! Usage accounting per LLM (`stats.usage_to_metrics`), in the reference's
+//! two forms: the full form (REST info, `full_state`) with per-call lists,
+//! and the snapshot form (`stats` state-update events) without them.
+//!
+//! The per-call lists are capped so that a very long conversation keeps a
+//! bounded record; the accumulated totals stay exact.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Per-call lists keep at most this many entries (oldest dropped).
+pub const MAX_PER_CALL_ENTRIES: usize = 1000;
+
+/// Token counts of one call, or accumulated.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TokenUsage {
+    /// Model name.
+    #[serde(default)]
+    pub model: String,
+    /// Prompt tokens.
+    #[serde(default)]
+    pub prompt_tokens: u64,
+    /// Completion tokens.
+    #[serde(default)]
+    pub completion_tokens: u64,
+    /// Prompt tokens read from the provider's cache.
+    #[serde(default)]
+    pub cache_read_tokens: u64,
+    /// Prompt tokens written to the provider's cache.
+    #[serde(default)]
+    pub cache_write_tokens: u64,
+    /// Reasoning tokens.
+    #[serde(default)]
+    pub reasoning_tokens: u64,
+    /// Context window of the model (0 when unknown).
+    #[serde(default)]
+    pub context_window: u64,
+    /// Prompt + completion tokens of the latest call.
+    #[serde(default)]
+    pub per_turn_token: u64,
+    /// Response id of the call (empty when accumulated).
+    #[serde(default)]
+    pub response_id: String,
+}
+
+/// Cost of one call.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Cost {
+    /// Model name.
+    pub model: String,
+    /// Cost in dollars.
+    pub cost: f64,
+    /// Unix time of the call, seconds.
+    pub timestamp: f64,
+}
+
+/// Latency of one call.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ResponseLatency {
+    /// Model name.
+    pub model: String,
+    /// Seconds.
+    pub latency: f64,
+    /// Response id.
+    pub response_id: String,
+}
+
+/// Usage of one LLM (one `usage_id`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    /// Model name.
+    #[serde(default)]
+    pub model_name: String,
+    /// Total cost.
+    #[serde(default)]
+    pub accumulated_cost: f64,
+    /// Budget limit, if any.
+    #[serde(default)]
+    pub max_budget_per_task: Option<f64>,
+    /// Totals.
+    #[serde(default)]
+    pub accumulated_token_usage: TokenUsage,
+    /// Per-call costs.
+    #[serde(default)]
+    pub costs: Vec<Cost>,
+    /// Per-call latencies.
+    #[serde(default)]
+    pub response_latencies: Vec<ResponseLatency>,
+    /// Per-call token usage.
+    #[serde(default)]
+    pub token_usages: Vec<TokenUsage>,
+}
+
+/// One finished LLM call, as the agent loop reports it.
+#[derive(Debug, Clone, Default)]
+pub struct CallUsage {
+    /// Model name as configured.
+    pub model: String,
+    /// Response id.
+    pub response_id: String,
+    /// Token counts of the call.
+    pub prompt_tokens: u64,
+    /// Completion tokens.
+    pub completion_tokens: u64,
+    /// Cache reads.
+    pub cache_read_tokens: u64,
+    /// Cache writes.
+    pub cache_write_tokens: u64,
+    /// Reasoning tokens.
+    pub reasoning_tokens: u64,
+    /// Context window (0 when unknown).
+    pub context_window: u64,
+    /// Cost in dollars.
+    pub cost: f64,
+    /// Seconds.
+    pub latency: f64,
+}
+
+fn push_capped<T>(list: &mut Vec<T>, item: T) {
+    if list.len() >= MAX_PER_CALL_ENTRIES {
+        list.remove(0);
+    }
+    list.push(item);
+}
+
+impl Metrics {
+    /// Adds one call.
+    pub fn record(&mut self, call: &CallUsage) {
+        self.model_name = call.model.clone();
+        self.accumulated_cost += call.cost;
+        let acc = &mut self.accumulated_token_usage;
+        acc.model = call.model.clone();
+        acc.prompt_tokens += call.prompt_tokens;
+        acc.completion_tokens += call.completion_tokens;
+        acc.cache_read_tokens += call.cache_read_tokens;
+        acc.cache_write_tokens += call.cache_write_tokens;
+        acc.reasoning_tokens += call.reasoning_tokens;
+        acc.context_window = call.context_window;
+        acc.per_turn_token = call.prompt_tokens + call.completion_tokens;
+        let now = crate::time::now_epoch_f64();
+        push_capped(
+            &mut self.costs,
+            Cost {
+                model: call.model.clone(),
+                cost: call.cost,
+                timestamp: now,
+            },
+        );
+        push_capped(
+            &mut self.response_latencies,
+            ResponseLatency {
+                model: call.model.clone(),
+                latency: call.latency,
+                response_id: call.response_id.clone(),
+            },
+        );
+        push_capped(
+            &mut self.token_usages,
+            TokenUsage {
+                model: call.model.clone(),
+                prompt_tokens: call.prompt_tokens,
+                completion_tokens: call.completion_tokens,
+                cache_read_tokens: call.cache_read_tokens,
+                cache_write_tokens: call.cache_write_tokens,
+                reasoning_tokens: call.reasoning_tokens,
+                context_window: call.context_window,
+                per_turn_token: call.prompt_tokens + call.completion_tokens,
+                response_id: call.response_id.clone(),
+            },
+        );
+    }
+}
+
+/// `ConversationStats`: metrics per usage id, in first-use order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ConversationStats {
+    /// `(usage_id, metrics)` in insertion order.
+    pub usage_to_metrics: Vec<(String, Metrics)>,
+}
+
+impl ConversationStats {
+    /// The metrics of a usage id, created empty on first use.
+    pub fn entry(&mut self, usage_id: &str) -> &mut Metrics {
+        let idx = match self.usage_to_metrics.iter().position(|(k, _)| k == usage_id) {
+            Some(i) => i,
+            None => {
+                self.usage_to_metrics
+                    .push((usage_id.to_string(), Metrics::default()));
+                self.usage_to_metrics.len() - 1
+            }
+        };
+        &mut self.usage_to_metrics[idx].1
+    }
+
+    /// Full form, with the per-call lists.
+    pub fn to_full_value(&self) -> Value {
+        let mut m = Map::new();
+        for (k, v) in &self.usage_to_metrics {
+            m.insert(k.clone(), serde_json::to_value(v).unwrap_or(Value::Null));
+        }
+        serde_json::json!({ "usage_to_metrics": m })
+    }
+
+    /// Snapshot form (state-update events): without the per-call lists.
+    pub fn to_snapshot_value(&self) -> Value {
+        let mut m = Map::new();
+        for (k, v) in &self.usage_to_metrics {
+            m.insert(
+                k.clone(),
+                serde_json::json!({
+                    "model_name": v.model_name,
+                    "accumulated_cost": v.accumulated_cost,
+                    "max_budget_per_task": v.max_budget_per_task,
+                    "accumulated_token_usage": v.accumulated_token_usage,
+                }),
+            );
+        }
+        serde_json::json!({ "usage_to_metrics": m })
+    }
+}
+
+impl Serialize for ConversationStats {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.to_full_value().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for ConversationStats {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Value::deserialize(d)?;
+        let mut out = ConversationStats::default();
+        if let Some(Value::Object(m)) = v.get("usage_to_metrics") {
+            for (k, x) in m {
+                let metrics: Metrics =
+                    serde_json::from_value(x.clone()).map_err(serde::de::Error::custom)?;
+                out.usage_to_metrics.push((k.clone(), metrics));
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_and_forms() {
+        let mut s = ConversationStats::default();
+        let call = CallUsage {
+            model: "m".into(),
+            response_id: "r1".into(),
+            prompt_tokens: 10,
+            completion_tokens: 2,
+            ..Default::default()
+        };
+        s.entry("default").record(&call);
+        s.entry("default").record(&call);
+        let full = s.to_full_value();
+        assert_eq!(full["usage_to_metrics"]["default"]["accumulated_token_usage"]["prompt_tokens"], 20);
+        assert_eq!(full["usage_to_metrics"]["default"]["costs"].as_array().unwrap().len(), 2);
+        let snap = s.to_snapshot_value();
+        assert!(snap["usage_to_metrics"]["default"].get("costs").is_none());
+        let back: ConversationStats = serde_json::from_value(full).unwrap();
+        assert_eq!(back, s);
+    }
+}

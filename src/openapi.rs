@@ -1,0 +1,25 @@
+//! `/openapi.json`, generated from the route annotations, and the `/docs`
+//! page (Swagger UI, assets compiled into the binary so it works offline).
+
+use actix_web::web;
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::routes::{conversations::ConversationsApi, events::EventsApi, server::ServerApi};
+
+/// The whole API description.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut doc = ServerApi::openapi();
+    doc.merge(ConversationsApi::openapi());
+    doc.merge(EventsApi::openapi());
+    doc.info.title = "OpenHands Agent Server".into();
+    doc.info.description =
+        Some("OpenHands Agent Server - REST/WebSocket interface for OpenHands AI Agent (Rust implementation)".into());
+    doc.info.version = "0.1.0".into();
+    doc
+}
+
+/// Registers `/openapi.json` and `/docs`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi()));
+}

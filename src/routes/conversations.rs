@@ -1,0 +1,497 @@
+//! `/api/conversations`: create, read, list, update and delete
+//! conversations, and the run-control routes (run, pause, interrupt,
+//! secrets, policies, side questions). Reads come straight from the store;
+//! every change is one message to the conversation's actor.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use agent_actors::conversation::messages::*;
+use agent_actors::ids::Uuid;
+use agent_actors::model::conversation::{
+    ConversationRecord, ExecutionStatus, StartConversationRequest, UpdateConversationRequest,
+    parse_confirmation_policy, parse_secret_source, parse_security_analyzer,
+};
+use agent_actors::model::event::Event;
+use serde_json::{Map, Value, json};
+use utoipa::OpenApi;
+
+use super::method_not_allowed;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Query, conversation_id, json_body, required};
+use crate::state::AppState;
+
+/// OpenAPI description of this module.
+#[derive(OpenApi)]
+#[openapi(paths(
+    search_conversations, count_conversations, get_conversation, batch_get_conversations,
+    start_conversation, update_conversation, delete_conversation, pause_conversation,
+    interrupt_conversation, run_conversation, update_secrets, set_confirmation_policy,
+    set_security_analyzer, agent_final_response, ask_agent, switch_llm, fault
+))]
+pub struct ConversationsApi;
+
+/// Registers the routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    let r = |path: &str| web::resource(path.to_string()).default_service(web::to(method_not_allowed));
+    cfg.service(r("/api/conversations/search").route(web::get().to(search_conversations)))
+        .service(r("/api/conversations/count").route(web::get().to(count_conversations)))
+        .service(
+            r("/api/conversations")
+                .route(web::get().to(batch_get_conversations))
+                .route(web::post().to(start_conversation)),
+        )
+        .service(
+            r("/api/conversations/{conversation_id}")
+                .route(web::get().to(get_conversation))
+                .route(web::patch().to(update_conversation))
+                .route(web::delete().to(delete_conversation)),
+        )
+        .service(r("/api/conversations/{conversation_id}/pause").route(web::post().to(pause_conversation)))
+        .service(r("/api/conversations/{conversation_id}/interrupt").route(web::post().to(interrupt_conversation)))
+        .service(r("/api/conversations/{conversation_id}/run").route(web::post().to(run_conversation)))
+        .service(r("/api/conversations/{conversation_id}/secrets").route(web::post().to(update_secrets)))
+        .service(
+            r("/api/conversations/{conversation_id}/confirmation_policy").route(web::post().to(set_confirmation_policy)),
+        )
+        .service(
+            r("/api/conversations/{conversation_id}/security_analyzer").route(web::post().to(set_security_analyzer)),
+        )
+        .service(
+            r("/api/conversations/{conversation_id}/agent_final_response").route(web::get().to(agent_final_response)),
+        )
+        .service(r("/api/conversations/{conversation_id}/ask_agent").route(web::post().to(ask_agent)))
+        .service(r("/api/conversations/{conversation_id}/switch_llm").route(web::post().to(switch_llm)))
+        .service(r("/api/_test/fault/conversations/{conversation_id}/{kind}").route(web::post().to(fault)));
+}
+
+fn success(ok: bool) -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "success": ok }))
+}
+
+fn include_skills(q: &Query) -> ApiResult<bool> {
+    Ok(q.opt_bool("include_skills")?.unwrap_or(false))
+}
+
+/// Every stored conversation record, skipping unreadable ones.
+fn all_records(state: &AppState) -> Vec<ConversationRecord> {
+    let mut out = vec![];
+    for item in state.store.records() {
+        match item {
+            Ok((id, bytes)) => match ConversationRecord::from_stored(&bytes, None) {
+                Ok((r, _)) => out.push(r),
+                Err(e) => log::warn!("conversation {id}: unreadable record skipped: {e}"),
+            },
+            Err(e) => log::warn!("unreadable conversation entry skipped: {e}"),
+        }
+    }
+    out
+}
+
+fn status_filter(q: &Query) -> ApiResult<Option<ExecutionStatus>> {
+    Ok(q.opt_enum("status", &ExecutionStatus::ALL)?
+        .and_then(|s| ExecutionStatus::parse(&s)))
+}
+
+const SORT_ORDERS: [&str; 4] = ["CREATED_AT", "UPDATED_AT", "CREATED_AT_DESC", "UPDATED_AT_DESC"];
+
+/// Search conversations.
+#[utoipa::path(get, path = "/api/conversations/search", tag = "Conversations",
+    params(
+        ("page_id" = Option<String>, Query, description = "next_page_id of the previous page (hex id)"),
+        ("limit" = Option<i64>, Query, description = "Page size, 1..=100 (default 100)", minimum = 1, maximum = 100),
+        ("status" = Option<String>, Query, description = "Only conversations with this execution status"),
+        ("sort_order" = Option<String>, Query, description = "CREATED_AT, UPDATED_AT, CREATED_AT_DESC (default) or UPDATED_AT_DESC"),
+        ("include_skills" = Option<bool>, Query, description = "Keep agent_context.skills in the output"),
+    ),
+    responses((status = 200, description = "A page of ConversationInfo", body = serde_json::Value),
+              (status = 422, description = "Invalid parameter", body = serde_json::Value)))]
+pub async fn search_conversations(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    let q = Query::from_request(&req);
+    let limit = q.limit()?;
+    let status = status_filter(&q)?;
+    let order = q.opt_enum("sort_order", &SORT_ORDERS)?.unwrap_or_else(|| "CREATED_AT_DESC".into());
+    let skills = include_skills(&q)?;
+    let page_id = q.opt_str("page_id");
+    let state2 = state.clone();
+    let body = web::block(move || -> Value {
+        let mut records: Vec<ConversationRecord> = all_records(&state2)
+            .into_iter()
+            .filter(|r| status.is_none_or(|s| r.execution_status == s))
+            .collect();
+        match order.as_str() {
+            "CREATED_AT" => records.sort_by(|a, b| a.created_at.cmp(&b.created_at)),
+            "UPDATED_AT" => records.sort_by(|a, b| a.updated_at.cmp(&b.updated_at)),
+            "UPDATED_AT_DESC" => records.sort_by(|a, b| b.updated_at.cmp(&a.updated_at)),
+            _ => records.sort_by(|a, b| b.created_at.cmp(&a.created_at)),
+        }
+        let start = page_id
+            .as_deref()
+            .and_then(Uuid::parse)
+            .and_then(|pid| records.iter().position(|r| r.id == pid))
+            .unwrap_or(0);
+        let items: Vec<Value> = records
+            .iter()
+            .skip(start)
+            .take(limit)
+            .map(|r| r.info_value(skills))
+            .collect();
+        let next = records.get(start + limit).map(|r| r.id.simple());
+        json!({ "items": items, "next_page_id": next })
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(HttpResponse::Ok().json(body))
+}
+
+/// Count conversations.
+#[utoipa::path(get, path = "/api/conversations/count", tag = "Conversations",
+    params(("status" = Option<String>, Query, description = "Only conversations with this execution status")),
+    responses((status = 200, description = "Number of conversations", body = i64)))]
+pub async fn count_conversations(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    let q = Query::from_request(&req);
+    let status = status_filter(&q)?;
+    let n = match status {
+        None => state.store.conversation_count(),
+        Some(s) => {
+            let state2 = state.clone();
+            web::block(move || all_records(&state2).iter().filter(|r| r.execution_status == s).count())
+                .await
+                .map_err(|e| ApiError::internal(e.to_string()))?
+        }
+    };
+    Ok(HttpResponse::Ok().json(n))
+}
+
+/// Get a conversation.
+#[utoipa::path(get, path = "/api/conversations/{conversation_id}", tag = "Conversations",
+    params(("conversation_id" = String, Path, description = "Conversation id"),
+           ("include_skills" = Option<bool>, Query, description = "Keep agent_context.skills")),
+    responses((status = 200, description = "ConversationInfo", body = serde_json::Value),
+              (status = 404, description = "Unknown conversation", body = serde_json::Value),
+              (status = 422, description = "Malformed id", body = serde_json::Value)))]
+pub async fn get_conversation(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
+    let id = conversation_id(&path)?;
+    let skills = include_skills(&Query::from_request(&req))?;
+    let record = state.record(&id)?.ok_or_else(ApiError::not_found)?;
+    Ok(HttpResponse::Ok().json(record.info_value(skills)))
+}
+
+/// Get several conversations by id (`null` for unknown ids).
+#[utoipa::path(get, path = "/api/conversations", tag = "Conversations",
+    params(("ids" = Vec<String>, Query, description = "Conversation ids (repeat the parameter; fewer than 100)")),
+    responses((status = 200, description = "ConversationInfo or null per id", body = serde_json::Value),
+              (status = 422, description = "Missing or malformed ids", body = serde_json::Value)))]
+pub async fn batch_get_conversations(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    let q = Query::from_request(&req);
+    let raw = q.all("ids");
+    if raw.is_empty() {
+        return Err(ApiError::invalid("missing", &["query", "ids"], "Field required", Value::Null));
+    }
+    if raw.len() >= 100 {
+        return Err(ApiError::invalid(
+            "too_long",
+            &["query", "ids"],
+            "List should have fewer than 100 items",
+            Value::from(raw.len()),
+        ));
+    }
+    let skills = include_skills(&q)?;
+    let mut out = Vec::with_capacity(raw.len());
+    for (i, s) in raw.iter().enumerate() {
+        let idx = i.to_string();
+        let id = crate::extract::parse_uuid(s, &["query", "ids", &idx])?;
+        out.push(state.record(&id)?.map(|r| r.info_value(skills)).unwrap_or(Value::Null));
+    }
+    Ok(HttpResponse::Ok().json(out))
+}
+
+/// Builds an agent from `agent_settings` (the settings form of an agent).
+fn agent_from_settings(s: &Value) -> Result<Value, String> {
+    let llm = s
+        .get("llm")
+        .cloned()
+        .ok_or("agent_settings needs an 'llm' object")?;
+    let tools = match s.get("tools") {
+        Some(Value::Array(t)) if !t.is_empty() => Value::Array(t.clone()),
+        _ => json!([{"name": "terminal"}, {"name": "file_editor"}, {"name": "task_tracker"}]),
+    };
+    let mut agent = json!({"llm": llm, "tools": tools, "kind": "Agent"});
+    for key in ["agent_context", "mcp_config"] {
+        if let Some(v) = s.get(key).filter(|v| v.is_object()) {
+            agent[key] = v.clone();
+        }
+    }
+    Ok(agent)
+}
+
+/// Start a conversation (201), or return the existing one with the given id (200).
+#[utoipa::path(post, path = "/api/conversations", tag = "Conversations",
+    request_body(content = serde_json::Value, description = "StartConversationRequest: agent, workspace, optional conversation_id, initial_message, confirmation_policy, secrets, tags, …"),
+    responses((status = 201, description = "Created: ConversationInfo", body = serde_json::Value),
+              (status = 200, description = "Already exists: ConversationInfo", body = serde_json::Value),
+              (status = 422, description = "Invalid request", body = serde_json::Value)))]
+pub async fn start_conversation(body: web::Bytes, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    let input = json_body(&body)?;
+    let request = StartConversationRequest::from_value(&input, &agent_from_settings)
+        .map_err(|e| ApiError::from_field(e, &input))?;
+    let (info, created) = state.conversations.send(Create { request }).await??;
+    state.touch();
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok(HttpResponse::build(status).json(info))
+}
+
+/// Update a conversation's title and/or tags.
+#[utoipa::path(patch, path = "/api/conversations/{conversation_id}", tag = "Conversations",
+    params(("conversation_id" = String, Path, description = "Conversation id")),
+    request_body(content = serde_json::Value, description = "UpdateConversationRequest: title (1..=200 chars), tags"),
+    responses((status = 200, description = "{\"success\": true}, or false for an unknown id", body = serde_json::Value),
+              (status = 422, description = "Invalid body", body = serde_json::Value)))]
+pub async fn update_conversation(
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
+    let id = conversation_id(&path)?;
+    let input = json_body(&body)?;
+    let update = UpdateConversationRequest::from_value(&input).map_err(|e| ApiError::from_field(e, &input))?;
+    if !state.store.has_conversation(&id)? {
+        return Ok(success(false));
+    }
+    state.call(id, Update(update)).await??;
+    Ok(success(true))
+}
+
+/// Delete a conversation (its workspace directory is kept).
+#[utoipa::path(delete, path = "/api/conversations/{conversation_id}", tag = "Conversations",
+    params(("conversation_id" = String, Path, description = "Conversation id")),
+    responses((status = 200, description = "Deleted", body = serde_json::Value),
+              (status = 400, description = "Unknown conversation", body = serde_json::Value)))]
+pub async fn delete_conversation(path: web::Path<String>, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    let id = conversation_id(&path)?;
+    if state.conversations.send(Delete { id }).await?? {
+        Ok(success(true))
+    } else {
+        Err(ApiError::bad_request())
+    }
+}
+
+/// Pause the conversation after the current step.
+#[utoipa::path(post, path = "/api/conversations/{conversation_id}/pause", tag = "Conversations",
+    params(("conversation_id" = String, Path, description = "Conversation id")),
+    responses((status = 200, description = "Paused", body = serde_json::Value),
+              (status = 400, description = "Unknown conversation", body = serde_json::Value)))]
+pub async fn pause_conversation(path: web::Path<String>, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    let id = conversation_id(&path)?;
+    if !state.store.has_conversation(&id)? {
+        return Err(ApiError::bad_request());
+    }
+    state.call(id, Pause).await??;
+    Ok(success(true))
+}
+
+/// Interrupt the current step now and pause.
+#[utoipa::path(post, path = "/api/conversations/{conversation_id}/interrupt", tag = "Conversations",
+    params(("conversation_id" = String, Path, description = "Conversation id")),
+    responses((status = 200, description = "Interrupted", body = serde_json::Value),
+              (status = 400, description = "Unknown conversation", body = serde_json::Value)))]
+pub async fn interrupt_conversation(path: web::Path<String>, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    let id = conversation_id(&path)?;
+    if !state.store.has_conversation(&id)? {
+        return Err(ApiError::bad_request());
+    }
+    state.call(id, Interrupt).await??;
+    Ok(success(true))
+}
+
+/// Start or resume the agent loop in the background.
+#[utoipa::path(post, path = "/api/conversations/{conversation_id}/run", tag = "Conversations",
+    params(("conversation_id" = String, Path, description = "Conversation id")),
+    responses((status = 200, description = "Run started", body = serde_json::Value),
+              (status = 404, description = "Unknown conversation", body = serde_json::Value),
+              (status = 409, description = "Already running", body = serde_json::Value)))]
+pub async fn run_conversation(path: web::Path<String>, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    let id = conversation_id(&path)?;
+    state.call(id, Run).await??;
+    state.touch();
+    Ok(success(true))
+}
+
+/// Add or replace secrets of the conversation.
+#[utoipa::path(post, path = "/api/conversations/{conversation_id}/secrets", tag = "Conversations",
+    params(("conversation_id" = String, Path, description = "Conversation id")),
+    request_body(content = serde_json::Value, description = "{\"secrets\": {NAME: string | SecretSource}}"),
+    responses((status = 200, description = "Updated", body = serde_json::Value),
+              (status = 404, description = "Unknown conversation", body = serde_json::Value),
+              (status = 422, description = "Invalid body", body = serde_json::Value)))]
+pub async fn update_secrets(
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
+    let id = conversation_id(&path)?;
+    let input = json_body(&body)?;
+    let raw = required(&input, "secrets")?;
+    let Value::Object(raw) = raw else {
+        return Err(ApiError::invalid("dict_type", &["body", "secrets"], "Input should be a valid dictionary", Value::Null));
+    };
+    let mut secrets = Map::new();
+    for (name, v) in raw {
+        let src = parse_secret_source(v).map_err(|m| {
+            ApiError::invalid("value_error", &["body", "secrets", name], m, Value::String("<redacted>".into()))
+        })?;
+        secrets.insert(name.clone(), src);
+    }
+    state.call(id, UpdateSecrets { secrets }).await??;
+    Ok(success(true))
+}
+
+/// Set the confirmation policy.
+#[utoipa::path(post, path = "/api/conversations/{conversation_id}/confirmation_policy", tag = "Conversations",
+    params(("conversation_id" = String, Path, description = "Conversation id")),
+    request_body(content = serde_json::Value, description = "{\"policy\": {\"kind\": \"NeverConfirm\"|\"AlwaysConfirm\"|\"ConfirmRisky\", …}}"),
+    responses((status = 200, description = "Updated", body = serde_json::Value),
+              (status = 404, description = "Unknown conversation", body = serde_json::Value),
+              (status = 422, description = "Invalid policy", body = serde_json::Value)))]
+pub async fn set_confirmation_policy(
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
+    let id = conversation_id(&path)?;
+    let input = json_body(&body)?;
+    let policy = parse_confirmation_policy(required(&input, "policy")?)
+        .map_err(|m| ApiError::invalid("value_error", &["body", "policy"], m, input["policy"].clone()))?;
+    state.call(id, SetConfirmationPolicy(policy)).await??;
+    Ok(success(true))
+}
+
+/// Set (or clear) the security analyzer.
+#[utoipa::path(post, path = "/api/conversations/{conversation_id}/security_analyzer", tag = "Conversations",
+    params(("conversation_id" = String, Path, description = "Conversation id")),
+    request_body(content = serde_json::Value, description = "{\"security_analyzer\": SecurityAnalyzer | null}"),
+    responses((status = 200, description = "Updated", body = serde_json::Value),
+              (status = 404, description = "Unknown conversation", body = serde_json::Value),
+              (status = 422, description = "Invalid analyzer", body = serde_json::Value)))]
+pub async fn set_security_analyzer(
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
+    let id = conversation_id(&path)?;
+    let input = json_body(&body)?;
+    let analyzer = parse_security_analyzer(required(&input, "security_analyzer")?).map_err(|m| {
+        ApiError::invalid("value_error", &["body", "security_analyzer"], m, input["security_analyzer"].clone())
+    })?;
+    state.call(id, SetSecurityAnalyzer(analyzer)).await??;
+    Ok(success(true))
+}
+
+/// The agent's final answer: the last `finish` message or agent message.
+#[utoipa::path(get, path = "/api/conversations/{conversation_id}/agent_final_response", tag = "Conversations",
+    params(("conversation_id" = String, Path, description = "Conversation id")),
+    responses((status = 200, description = "{\"response\": text}", body = serde_json::Value),
+              (status = 404, description = "Unknown conversation", body = serde_json::Value)))]
+pub async fn agent_final_response(path: web::Path<String>, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    let id = conversation_id(&path)?;
+    if !state.store.has_conversation(&id)? {
+        return Err(ApiError::not_found());
+    }
+    let state2 = state.clone();
+    let text = web::block(move || -> String {
+        for e in state2.store.events_from(&id, u64::MAX, true).flatten() {
+            let is_agent = e.source() == agent_actors::model::event::Source::Agent;
+            match (e.kind(), is_agent) {
+                ("ActionEvent", true) | ("MessageEvent", true) => {}
+                _ => continue,
+            }
+            let Ok(ev) = Event::from_json(e.json()) else { continue };
+            match ev.body {
+                agent_actors::model::event::EventBody::Action(a) if a.tool_name == "finish" => {
+                    return a
+                        .action
+                        .as_ref()
+                        .filter(|x| x.get("kind").and_then(Value::as_str) == Some("FinishAction"))
+                        .and_then(|x| x.get("message"))
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string();
+                }
+                agent_actors::model::event::EventBody::Message(m) => {
+                    return m
+                        .llm_message
+                        .content
+                        .iter()
+                        .filter_map(|c| c.as_text())
+                        .collect::<Vec<_>>()
+                        .join("");
+                }
+                _ => {}
+            }
+        }
+        String::new()
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(HttpResponse::Ok().json(json!({ "response": text })))
+}
+
+/// Ask the agent's LLM a side question (nothing is recorded).
+#[utoipa::path(post, path = "/api/conversations/{conversation_id}/ask_agent", tag = "Conversations",
+    params(("conversation_id" = String, Path, description = "Conversation id")),
+    request_body(content = serde_json::Value, description = "{\"question\": text}"),
+    responses((status = 200, description = "{\"response\": text}", body = serde_json::Value),
+              (status = 404, description = "Unknown conversation", body = serde_json::Value),
+              (status = 502, description = "The LLM failed", body = serde_json::Value)))]
+pub async fn ask_agent(path: web::Path<String>, body: web::Bytes, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    let id = conversation_id(&path)?;
+    let input = json_body(&body)?;
+    let question = match required(&input, "question")? {
+        Value::String(q) => q.clone(),
+        other => {
+            return Err(ApiError::invalid("string_type", &["body", "question"], "Input should be a valid string", other.clone()));
+        }
+    };
+    let response = state.call(id, AskAgent { question }).await??;
+    Ok(HttpResponse::Ok().json(json!({ "response": response })))
+}
+
+/// Replace the agent's LLM.
+#[utoipa::path(post, path = "/api/conversations/{conversation_id}/switch_llm", tag = "Conversations",
+    params(("conversation_id" = String, Path, description = "Conversation id")),
+    request_body(content = serde_json::Value, description = "{\"llm\": LLM}"),
+    responses((status = 200, description = "Switched", body = serde_json::Value),
+              (status = 404, description = "Unknown conversation", body = serde_json::Value),
+              (status = 422, description = "Invalid LLM", body = serde_json::Value)))]
+pub async fn switch_llm(path: web::Path<String>, body: web::Bytes, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    let id = conversation_id(&path)?;
+    let input = json_body(&body)?;
+    let llm = required(&input, "llm")?.clone();
+    state.call(id, SwitchLlm(llm)).await??;
+    Ok(success(true))
+}
+
+/// Test-only: make a conversation's actor fail (`stop` or `panic`);
+/// refused unless `testing.fault_injection` is on.
+#[utoipa::path(post, path = "/api/_test/fault/conversations/{conversation_id}/{kind}", tag = "Testing",
+    params(("conversation_id" = String, Path, description = "Conversation id"),
+           ("kind" = String, Path, description = "stop or panic")),
+    responses((status = 200, description = "Fault injected", body = serde_json::Value),
+              (status = 400, description = "Fault injection disabled", body = serde_json::Value)))]
+pub async fn fault(path: web::Path<(String, String)>, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    let (raw, kind) = path.into_inner();
+    let id = conversation_id(&raw)?;
+    if !state.settings.testing.fault_injection {
+        return Err(ApiError::bad_request_msg("fault injection is disabled"));
+    }
+    let addr = state.actor(id).await?;
+    if kind == "panic" {
+        addr.do_send(InjectFault { kind });
+    } else {
+        addr.send(InjectFault { kind }).await??;
+    }
+    Ok(success(true))
+}

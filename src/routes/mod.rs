@@ -1,0 +1,57 @@
+//! Route modules, one per router of the reference, each with its
+//! `configure` function and OpenAPI description, plus the middleware that
+//! gives framework-generated errors (404, 405, 413) the reference's JSON body.
+
+pub mod conversations;
+pub mod events;
+pub mod server;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::middleware::Next;
+use actix_web::{HttpResponse, ResponseError, web};
+
+use crate::error::ApiError;
+
+/// Registers every HTTP route.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    server::configure(cfg);
+    conversations::configure(cfg);
+    events::configure(cfg);
+}
+
+/// Answer for a path that exists with another method.
+pub async fn method_not_allowed() -> HttpResponse {
+    ApiError::Http(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed".into()).error_response()
+}
+
+/// Replaces bodies of bare framework errors with the reference's JSON.
+pub async fn json_errors(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let res = next.call(req).await?;
+    let status = res.status();
+    let is_json = res
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !status.is_client_error() || is_json {
+        return Ok(res.map_into_boxed_body());
+    }
+    let detail = match status {
+        StatusCode::NOT_FOUND => "Not Found".to_string(),
+        StatusCode::METHOD_NOT_ALLOWED => "Method Not Allowed".to_string(),
+        StatusCode::PAYLOAD_TOO_LARGE => "Request body is too large".to_string(),
+        StatusCode::BAD_REQUEST => {
+            // Keep plain-text answers that are part of the protocol (CORS).
+            return Ok(res.map_into_boxed_body());
+        }
+        other => other.canonical_reason().unwrap_or("Error").to_string(),
+    };
+    let (req, _) = res.into_parts();
+    let resp = ApiError::Http(status, detail).error_response();
+    Ok(ServiceResponse::new(req, resp))
+}

@@ -1,0 +1,558 @@
+//! Server settings: `config/default.toml` (built in) < a TOML file
+//! (`--config` or `OH_CONFIG_FILE`) < environment < command-line flags.
+//!
+//! The environment follows the reference's grammar (`OH_<KEY>`, indexed list
+//! items `OH_<KEY>_0..N` read until the first gap, JSON lists, `_IS_NONE`,
+//! booleans true only for `1`/`TRUE`), which the `config` crate cannot express
+//! on its own, so a table-driven pass turns known variables into overrides.
+//! The environment is passed in as a map so that tests never touch the real
+//! process environment. Loading never panics: every problem is a one-line
+//! [`SettingsError`] naming the key.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use config::{Config, File, FileFormat, Value as CValue, ValueKind};
+use serde::Deserialize;
+
+/// The documented defaults, compiled in.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// A configuration problem, printed as one line at start-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingsError(pub String);
+
+impl std::fmt::Display for SettingsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SettingsError {}
+
+/// Database settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSettings {
+    /// Database directory (default `<persistence_dir>/agent-server.db`).
+    pub path: Option<String>,
+    /// `sync` or `relaxed`.
+    pub durability: String,
+    /// Page cache, MiB.
+    pub cache_mb: u64,
+}
+
+/// HTTP settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Worker threads (default: CPU cores).
+    pub workers: Option<usize>,
+    /// Largest JSON body, bytes.
+    pub max_json_bytes: usize,
+    /// Largest upload, bytes.
+    pub max_upload_bytes: u64,
+}
+
+/// WebSocket settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebSocketSettings {
+    /// Most subscribers per conversation.
+    pub max_subscribers: usize,
+    /// Frames queued per subscriber before it is closed as too slow.
+    pub queue_frames: usize,
+    /// Seconds between pings.
+    pub heartbeat_seconds: u64,
+    /// Seconds of silence before a socket is closed.
+    pub client_timeout_seconds: u64,
+    /// Seconds allowed for first-frame auth.
+    pub auth_timeout_seconds: u64,
+    /// Largest client frame, bytes.
+    pub max_frame_bytes: usize,
+}
+
+/// Conversation settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConversationSettings {
+    /// Idle seconds before an actor is evicted (None: never).
+    pub idle_eviction_seconds: Option<u64>,
+    /// Terminal soft timeout, seconds.
+    pub terminal_no_change_timeout_seconds: u64,
+}
+
+/// Test-only switches.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestingSettings {
+    /// Enables the fault-injection routes.
+    pub fault_injection: bool,
+}
+
+/// All settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Bind address.
+    pub host: String,
+    /// Bind port (0: any free port).
+    pub port: u16,
+    /// Accepted session API keys (empty: no auth).
+    pub session_api_keys: Vec<String>,
+    /// Allowed CORS origins.
+    pub allow_cors_origins: Vec<String>,
+    /// Per-conversation scratch folders.
+    pub conversations_path: String,
+    /// Reference compatibility; unused.
+    pub bash_events_dir: String,
+    /// Bash event retention, seconds.
+    pub bash_events_retention_seconds: Option<u64>,
+    /// Static front end directory.
+    pub static_files_path: Option<String>,
+    /// Settings/secrets/database directory.
+    pub persistence_dir: Option<String>,
+    /// Secret sealing key.
+    pub secret_key: Option<String>,
+    /// Public URL.
+    pub web_url: Option<String>,
+    /// Idle timeout reported in /server_info.
+    pub runtime_idle_timeout_seconds: Option<f64>,
+    /// Concurrent agent runs.
+    pub max_concurrent_runs: usize,
+    /// Reference compatibility; not acted on.
+    pub enable_vscode: bool,
+    /// Reference compatibility; not acted on.
+    pub vscode_port: u16,
+    /// Reference compatibility; not acted on.
+    pub vscode_base_path: Option<String>,
+    /// Reference compatibility; not acted on.
+    pub enable_vnc: bool,
+    /// Reference compatibility; not acted on.
+    pub preload_tools: bool,
+    /// Webhook subscribers (accepted; not delivered yet).
+    pub webhooks: Vec<serde_json::Value>,
+    /// Database.
+    pub storage: StorageSettings,
+    /// HTTP.
+    pub http: HttpSettings,
+    /// WebSockets.
+    pub websocket: WebSocketSettings,
+    /// Conversations.
+    pub conversations: ConversationSettings,
+    /// Tests only.
+    pub testing: TestingSettings,
+    /// The file the settings were read from, if any (for SIGHUP reloads).
+    #[serde(skip)]
+    pub config_file: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Str,
+    Int,
+    Float,
+    Bool,
+    List,
+}
+
+fn scalar(var: &str, kind: Kind, raw: &str) -> Result<CValue, SettingsError> {
+    Ok(match kind {
+        Kind::Int => CValue::from(
+            raw.trim()
+                .parse::<i64>()
+                .map_err(|_| SettingsError(format!("{var}: '{raw}' is not an integer")))?,
+        ),
+        Kind::Float => CValue::from(
+            raw.trim()
+                .parse::<f64>()
+                .map_err(|_| SettingsError(format!("{var}: '{raw}' is not a number")))?,
+        ),
+        Kind::Bool => CValue::from(env_bool(raw)),
+        Kind::Str | Kind::List => CValue::from(raw),
+    })
+}
+
+/// Every setting that can come from the environment, with its type and
+/// whether it may be cleared (`_IS_NONE`).
+const ENV_KEYS: &[(&str, Kind, bool)] = &[
+    ("host", Kind::Str, false),
+    ("port", Kind::Int, false),
+    ("session_api_keys", Kind::List, false),
+    ("allow_cors_origins", Kind::List, false),
+    ("conversations_path", Kind::Str, false),
+    ("bash_events_dir", Kind::Str, false),
+    ("bash_events_retention_seconds", Kind::Int, true),
+    ("static_files_path", Kind::Str, true),
+    ("persistence_dir", Kind::Str, true),
+    ("secret_key", Kind::Str, true),
+    ("web_url", Kind::Str, true),
+    ("runtime_idle_timeout_seconds", Kind::Float, true),
+    ("max_concurrent_runs", Kind::Int, false),
+    ("enable_vscode", Kind::Bool, false),
+    ("vscode_port", Kind::Int, false),
+    ("vscode_base_path", Kind::Str, true),
+    ("enable_vnc", Kind::Bool, false),
+    ("preload_tools", Kind::Bool, false),
+    ("storage.path", Kind::Str, true),
+    ("storage.durability", Kind::Str, false),
+    ("storage.cache_mb", Kind::Int, false),
+    ("http.workers", Kind::Int, true),
+    ("http.max_json_bytes", Kind::Int, false),
+    ("http.max_upload_bytes", Kind::Int, false),
+    ("websocket.max_subscribers", Kind::Int, false),
+    ("websocket.queue_frames", Kind::Int, false),
+    ("websocket.heartbeat_seconds", Kind::Int, false),
+    ("websocket.client_timeout_seconds", Kind::Int, false),
+    ("websocket.auth_timeout_seconds", Kind::Int, false),
+    ("websocket.max_frame_bytes", Kind::Int, false),
+    ("conversations.idle_eviction_seconds", Kind::Int, true),
+    ("conversations.terminal_no_change_timeout_seconds", Kind::Int, false),
+    ("testing.fault_injection", Kind::Bool, false),
+];
+
+/// The environment variable of a settings key.
+pub fn env_name(key: &str) -> String {
+    format!("OH_{}", key.replace('.', "_").to_ascii_uppercase())
+}
+
+fn env_bool(v: &str) -> bool {
+    matches!(v.trim().to_ascii_uppercase().as_str(), "1" | "TRUE")
+}
+
+fn read_list(var: &str, env: &HashMap<String, String>) -> Result<Option<Vec<String>>, SettingsError> {
+    let mut items: Vec<Option<String>> = vec![];
+    let mut present = false;
+    if let Some(raw) = env.get(var) {
+        present = true;
+        let parsed: serde_json::Value = serde_json::from_str(raw)
+            .map_err(|_| SettingsError(format!("{var}: expected a JSON list of strings or an item count, got '{raw}'")))?;
+        match parsed {
+            serde_json::Value::Array(a) => {
+                for x in a {
+                    match x {
+                        serde_json::Value::String(s) => items.push(Some(s)),
+                        other => items.push(Some(other.to_string())),
+                    }
+                }
+            }
+            serde_json::Value::Number(n) => {
+                let count = n
+                    .as_u64()
+                    .ok_or_else(|| SettingsError(format!("{var}: item count must be a non-negative integer")))?;
+                items.resize(count.min(10_000) as usize, None);
+            }
+            _ => return Err(SettingsError(format!("{var}: expected a JSON list of strings or an item count"))),
+        }
+    }
+    let mut i = 0usize;
+    loop {
+        let item_var = format!("{var}_{i}");
+        match env.get(&item_var) {
+            Some(v) => {
+                present = true;
+                if i < items.len() {
+                    items[i] = Some(v.clone());
+                } else {
+                    items.push(Some(v.clone()));
+                }
+            }
+            // Without an explicit list, the first gap ends the list.
+            None if i >= items.len() => break,
+            None => {}
+        }
+        i += 1;
+    }
+    if !present {
+        return Ok(None);
+    }
+    Ok(Some(items.into_iter().flatten().collect()))
+}
+
+fn env_overrides(env: &HashMap<String, String>) -> Result<Vec<(String, CValue)>, SettingsError> {
+    let mut out = vec![];
+    for (key, kind, optional) in ENV_KEYS {
+        let var = env_name(key);
+        if *optional && env.get(&format!("{var}_IS_NONE")).is_some_and(|v| env_bool(v)) {
+            out.push((key.to_string(), CValue::new(None, ValueKind::Nil)));
+            continue;
+        }
+        let value: Option<CValue> = match kind {
+            Kind::List => read_list(&var, env)?.map(CValue::from),
+            _ => env.get(&var).map(|raw| scalar(&var, *kind, raw)).transpose()?,
+        };
+        if let Some(v) = value {
+            out.push((key.to_string(), v));
+        }
+    }
+    Ok(out)
+}
+
+/// Command-line options.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Cli {
+    /// `--host`.
+    pub host: Option<String>,
+    /// `--port`.
+    pub port: Option<u16>,
+    /// `--config`.
+    pub config: Option<PathBuf>,
+    /// `--help`.
+    pub help: bool,
+    /// `--version`.
+    pub version: bool,
+    /// Python-only flags that were accepted and ignored.
+    pub ignored: Vec<String>,
+}
+
+/// Usage text for `--help`.
+pub const USAGE: &str = "\
+agent-server — an HTTP + WebSocket server for OpenHands agent conversations
+
+Usage: agent-server [--host HOST] [--port PORT] [--config FILE]
+
+Options:
+  --host HOST        address to bind (default 127.0.0.1)
+  --port PORT        port to bind (default 8000; 0 = any free port)
+  --config FILE      TOML settings file (see config/default.toml); also OH_CONFIG_FILE
+  --help             print this help
+  --version          print the version
+
+Compatibility: --reload, --check-browser, --import-modules M and
+--extra-python-path P of the Python server are accepted and ignored.
+Environment: SESSION_API_KEY, OH_SESSION_API_KEYS_0..N, OH_SECRET_KEY,
+OH_ALLOW_CORS_ORIGINS_0..N and OH_<KEY> for every key of config/default.toml.
+Logging: RUST_LOG (default info).
+";
+
+impl Cli {
+    /// Parses arguments (without the program name).
+    pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Cli, SettingsError> {
+        let mut cli = Cli::default();
+        let mut it = args.into_iter();
+        while let Some(arg) = it.next() {
+            let (flag, inline) = match arg.split_once('=') {
+                Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+                _ => (arg.clone(), None),
+            };
+            let mut value = |name: &str| -> Result<String, SettingsError> {
+                inline
+                    .clone()
+                    .or_else(|| it.next())
+                    .ok_or_else(|| SettingsError(format!("{name} needs a value")))
+            };
+            match flag.as_str() {
+                "--host" => cli.host = Some(value("--host")?),
+                "--port" => {
+                    let v = value("--port")?;
+                    cli.port = Some(
+                        v.parse()
+                            .map_err(|_| SettingsError(format!("--port: '{v}' is not a port number (0-65535)")))?,
+                    );
+                }
+                "--config" => cli.config = Some(PathBuf::from(value("--config")?)),
+                "-h" | "--help" => cli.help = true,
+                "-V" | "--version" => cli.version = true,
+                "--reload" | "--check-browser" => cli.ignored.push(flag),
+                "--import-modules" | "--extra-python-path" => {
+                    let _ = value(&flag)?;
+                    cli.ignored.push(flag);
+                }
+                other => {
+                    return Err(SettingsError(format!(
+                        "unknown argument '{other}' (try --help)"
+                    )));
+                }
+            }
+        }
+        Ok(cli)
+    }
+}
+
+impl Settings {
+    /// Loads the settings from the layers described in the module docs.
+    pub fn load(cli: &Cli, env: &HashMap<String, String>) -> Result<Settings, SettingsError> {
+        let mut builder = Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml));
+        let config_file = cli
+            .config
+            .clone()
+            .or_else(|| env.get("OH_CONFIG_FILE").map(PathBuf::from));
+        if let Some(path) = &config_file {
+            if !path.is_file() {
+                return Err(SettingsError(format!("config file '{}' not found", path.display())));
+            }
+            builder = builder.add_source(File::from(path.as_path()).format(FileFormat::Toml).required(true));
+        }
+        for (key, value) in env_overrides(env)? {
+            builder = builder
+                .set_override(key.as_str(), value)
+                .map_err(|e| SettingsError(format!("{}: {e}", env_name(&key))))?;
+        }
+        if let Some(h) = &cli.host {
+            builder = builder
+                .set_override("host", h.as_str())
+                .map_err(|e| SettingsError(format!("--host: {e}")))?;
+        }
+        if let Some(p) = cli.port {
+            builder = builder
+                .set_override("port", i64::from(p))
+                .map_err(|e| SettingsError(format!("--port: {e}")))?;
+        }
+        let cfg = builder.build().map_err(|e| SettingsError(one_line(&e.to_string())))?;
+        let mut s: Settings = cfg
+            .try_deserialize()
+            .map_err(|e| SettingsError(one_line(&e.to_string())))?;
+        s.config_file = config_file;
+        if let Some(raw) = env.get("OH_WEBHOOKS") {
+            match serde_json::from_str::<serde_json::Value>(raw) {
+                Ok(serde_json::Value::Array(a)) => s.webhooks = a,
+                _ => return Err(SettingsError("OH_WEBHOOKS: expected a JSON list".into())),
+            }
+        }
+        // The reference's legacy single key.
+        if s.session_api_keys.is_empty() {
+            if let Some(k) = env.get("SESSION_API_KEY").filter(|k| !k.is_empty()) {
+                s.session_api_keys = vec![k.clone()];
+            }
+        }
+        s.session_api_keys.retain(|k| !k.is_empty());
+        if s.secret_key.as_deref().is_none_or(str::is_empty) {
+            s.secret_key = env
+                .get("SESSION_API_KEY")
+                .filter(|k| !k.is_empty())
+                .cloned()
+                .or_else(|| s.session_api_keys.first().cloned());
+        }
+        s.validate()?;
+        Ok(s)
+    }
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        let bad = |key: &str, why: &str| Err(SettingsError(format!("{key}: {why}")));
+        if !matches!(self.storage.durability.as_str(), "sync" | "relaxed") {
+            return bad("storage.durability", "must be \"sync\" or \"relaxed\"");
+        }
+        if self.max_concurrent_runs == 0 {
+            return bad("max_concurrent_runs", "must be at least 1");
+        }
+        if self.vscode_port == 0 {
+            return bad("vscode_port", "must be between 1 and 65535");
+        }
+        if self.websocket.max_subscribers == 0 || self.websocket.queue_frames == 0 {
+            return bad("websocket", "max_subscribers and queue_frames must be at least 1");
+        }
+        if self.websocket.heartbeat_seconds == 0 || self.websocket.client_timeout_seconds <= self.websocket.heartbeat_seconds {
+            return bad("websocket.client_timeout_seconds", "must be greater than heartbeat_seconds (both > 0)");
+        }
+        if self.http.workers == Some(0) {
+            return bad("http.workers", "must be at least 1");
+        }
+        if self.http.max_json_bytes < 1024 {
+            return bad("http.max_json_bytes", "must be at least 1024");
+        }
+        if self.bash_events_retention_seconds == Some(0) {
+            return bad("bash_events_retention_seconds", "must be greater than 0");
+        }
+        if self.runtime_idle_timeout_seconds.is_some_and(|t| t <= 0.0) {
+            return bad("runtime_idle_timeout_seconds", "must be greater than 0");
+        }
+        if self.host.trim().is_empty() {
+            return bad("host", "must not be empty");
+        }
+        Ok(())
+    }
+
+    /// Directory of the settings/secrets stores and the database.
+    pub fn persistence_dir(&self) -> PathBuf {
+        match &self.persistence_dir {
+            Some(p) => PathBuf::from(p),
+            None => {
+                let conv = PathBuf::from(&self.conversations_path);
+                let parent = conv
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| PathBuf::from("."));
+                parent.join(".openhands")
+            }
+        }
+    }
+
+    /// The database directory.
+    pub fn storage_path(&self) -> PathBuf {
+        match &self.storage.path {
+            Some(p) => PathBuf::from(p),
+            None => self.persistence_dir().join("agent-server.db"),
+        }
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_load() {
+        let s = Settings::load(&Cli::default(), &HashMap::new()).unwrap();
+        assert_eq!((s.host.as_str(), s.port), ("127.0.0.1", 8000));
+        assert!(s.session_api_keys.is_empty());
+        assert_eq!(s.storage_path(), PathBuf::from("workspace/.openhands/agent-server.db"));
+        assert_eq!(s.secret_key, None);
+    }
+
+    #[test]
+    fn indexed_lists_and_precedence() {
+        let e = env(&[
+            ("OH_SESSION_API_KEYS_0", "a"),
+            ("OH_SESSION_API_KEYS_1", "b"),
+            ("OH_SESSION_API_KEYS_3", "gap"),
+            ("OH_ALLOW_CORS_ORIGINS", "[\"https://x\"]"),
+            ("OH_PORT", "9000"),
+            ("OH_ENABLE_VNC", "yes"),
+            ("OH_STORAGE_DURABILITY", "relaxed"),
+        ]);
+        let cli = Cli::parse(["--port".to_string(), "9100".to_string()]).unwrap();
+        let s = Settings::load(&cli, &e).unwrap();
+        assert_eq!(s.session_api_keys, vec!["a", "b"]);
+        assert_eq!(s.allow_cors_origins, vec!["https://x"]);
+        assert_eq!(s.port, 9100);
+        assert!(!s.enable_vnc, "only 1/TRUE are true");
+        assert_eq!(s.storage.durability, "relaxed");
+        assert_eq!(s.secret_key.as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn legacy_key_and_none() {
+        let e = env(&[("SESSION_API_KEY", "legacy"), ("OH_CONVERSATIONS_IDLE_EVICTION_SECONDS_IS_NONE", "1")]);
+        let s = Settings::load(&Cli::default(), &e).unwrap();
+        assert_eq!(s.session_api_keys, vec!["legacy"]);
+        assert_eq!(s.conversations.idle_eviction_seconds, None);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = env(&[("OH_PORT", "eighty")]);
+        assert!(Settings::load(&Cli::default(), &e).unwrap_err().0.contains("OH_PORT"));
+        let e = env(&[("OH_STORAGE_DURABILITY", "maybe")]);
+        assert!(Settings::load(&Cli::default(), &e).unwrap_err().0.contains("storage.durability"));
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, "prot = 1\n").unwrap();
+        let cli = Cli {
+            config: Some(f),
+            ..Default::default()
+        };
+        let err = Settings::load(&cli, &HashMap::new()).unwrap_err().0;
+        assert!(err.contains("prot"), "{err}");
+        assert!(Cli::parse(["--bogus".to_string()]).is_err());
+        assert!(Cli::parse(["--port".to_string(), "x".to_string()]).is_err());
+    }
+}

@@ -1,0 +1,104 @@
+//! The application state every handler receives: handles to the actors and
+//! the store, the settings, and process-wide facts. It holds no conversation
+//! state and no lock shared with the actors.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::Instant;
+
+use actix::prelude::*;
+use agent_actors::conversation::messages::Lookup;
+use agent_actors::conversation::{ActorError, ConversationActor, ConversationRegistry};
+use agent_actors::crypto::Cipher;
+use agent_actors::ids::Uuid;
+use agent_actors::metrics::Counters;
+use agent_actors::model::conversation::ConversationRecord;
+use agent_actors::store::Store;
+
+use crate::auth::AccessCell;
+use crate::error::{ApiError, ApiResult};
+use crate::settings::Settings;
+
+/// Shared, read-mostly application state.
+pub struct AppState {
+    /// Settings as loaded at start-up.
+    pub settings: Arc<Settings>,
+    /// The database.
+    pub store: Store,
+    /// Secret sealing key, when configured.
+    pub cipher: Option<Arc<Cipher>>,
+    /// The conversation registry.
+    pub conversations: Addr<ConversationRegistry>,
+    /// Counters for /metrics.
+    pub counters: Arc<Counters>,
+    /// Process start.
+    pub started: Instant,
+    /// Start-up finished (`/ready`).
+    pub ready: Arc<AtomicBool>,
+    /// Unix microseconds of the last activity (`idle_time`).
+    pub last_activity: Arc<AtomicI64>,
+    /// Session keys and CORS origins (reloadable).
+    pub access: Arc<AccessCell>,
+    /// Outgoing HTTP client.
+    pub http: reqwest::Client,
+}
+
+impl AppState {
+    /// Records activity (resets `idle_time`).
+    pub fn touch(&self) {
+        self.last_activity
+            .store(agent_actors::time::now_micros(), Ordering::Relaxed);
+    }
+
+    /// Seconds since the last activity.
+    pub fn idle_seconds(&self) -> f64 {
+        let last = self.last_activity.load(Ordering::Relaxed);
+        ((agent_actors::time::now_micros() - last).max(0) / 1_000_000) as f64
+    }
+
+    /// The actor of a conversation; 404 when it does not exist.
+    pub async fn actor(&self, id: Uuid) -> ApiResult<Addr<ConversationActor>> {
+        self.conversations
+            .send(Lookup { id, dead: false })
+            .await??
+            .ok_or_else(ApiError::not_found)
+    }
+
+    /// Sends a message to a conversation's actor. A dead mailbox (the actor
+    /// crashed) makes the registry respawn it from the store, and the
+    /// message is sent once more.
+    pub async fn call<M>(&self, id: Uuid, msg: M) -> Result<M::Result, ApiError>
+    where
+        M: Message + Send + Clone + 'static,
+        M::Result: Send,
+        ConversationActor: Handler<M>,
+    {
+        let addr = self.actor(id).await?;
+        match addr.send(msg.clone()).await {
+            Ok(r) => Ok(r),
+            Err(MailboxError::Closed) => {
+                let addr = self
+                    .conversations
+                    .send(Lookup { id, dead: true })
+                    .await??
+                    .ok_or_else(ApiError::not_found)?;
+                Ok(addr.send(msg).await?)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A conversation's record as stored (secrets not opened), for reads.
+    pub fn record(&self, id: &Uuid) -> ApiResult<Option<ConversationRecord>> {
+        match self.store.get_record(id)? {
+            None => Ok(None),
+            Some(bytes) => match ConversationRecord::from_stored(&bytes, None) {
+                Ok((r, _)) => Ok(Some(r)),
+                Err(e) => {
+                    log::error!("conversation {id}: unreadable record: {e}");
+                    Err(ApiError::from(ActorError::Storage(e)))
+                }
+            },
+        }
+    }
+}
