@@ -103,8 +103,12 @@ impl Application {
             .filter(|k| !k.is_empty())
             .map(|k| Arc::new(Cipher::from_secret(k)));
         check_secret_key(&store, cipher.as_deref());
-        std::fs::create_dir_all(&settings.conversations_path)
-            .map_err(|e| StartError(format!("cannot create {}: {e}", settings.conversations_path)))?;
+        std::fs::create_dir_all(&settings.conversations_path).map_err(|e| {
+            StartError(format!(
+                "cannot create {}: {e}",
+                settings.conversations_path
+            ))
+        })?;
 
         let counters = Arc::new(Counters::default());
         let http = reqwest::Client::builder()
@@ -121,7 +125,9 @@ impl Application {
             max_subscribers: settings.websocket.max_subscribers,
             subscriber_queue: settings.websocket.queue_frames,
             max_concurrent_runs: settings.max_concurrent_runs,
-            terminal_no_change_timeout_secs: settings.conversations.terminal_no_change_timeout_seconds,
+            terminal_no_change_timeout_secs: settings
+                .conversations
+                .terminal_no_change_timeout_seconds,
             fault_injection: settings.testing.fault_injection,
             idle_eviction_secs: settings.conversations.idle_eviction_seconds,
         };
@@ -141,14 +147,24 @@ impl Application {
             Supervisor::start(move |_| ConversationRegistry::new(deps, arbiters))
         };
         match registry.send(RecoverRunning).await {
-            Ok(Ok(n)) if n > 0 => log::info!("recovered {n} conversation(s) interrupted by the last shutdown"),
+            Ok(Ok(n)) if n > 0 => {
+                log::info!("recovered {n} conversation(s) interrupted by the last shutdown")
+            }
             Ok(Ok(_)) => {}
             Ok(Err(e)) => log::error!("recovery of interrupted conversations failed: {e}"),
-            Err(e) => return Err(StartError(format!("conversation registry unavailable: {e}"))),
+            Err(e) => {
+                return Err(StartError(format!(
+                    "conversation registry unavailable: {e}"
+                )));
+            }
         }
 
-        let listener = TcpListener::bind((settings.host.as_str(), settings.port))
-            .map_err(|e| StartError(format!("cannot bind {}:{}: {e}", settings.host, settings.port)))?;
+        let listener = TcpListener::bind((settings.host.as_str(), settings.port)).map_err(|e| {
+            StartError(format!(
+                "cannot bind {}:{}: {e}",
+                settings.host, settings.port
+            ))
+        })?;
         let port = listener
             .local_addr()
             .map_err(|e| StartError(e.to_string()))?
@@ -199,7 +215,11 @@ impl Application {
         .map_err(|e| StartError(format!("cannot listen: {e}")))?
         .run();
         state.ready.store(true, Ordering::SeqCst);
-        Ok(Application { port, server, state })
+        Ok(Application {
+            port,
+            server,
+            state,
+        })
     }
 
     /// The bound port.

@@ -152,7 +152,8 @@ pub async fn require_key(
             let access = state.access.get();
             if access.enabled() {
                 let allow_cookie = is_workspace_path(path);
-                let ok = presented_key(req.request(), allow_cookie).is_some_and(|k| access.accepts(&k));
+                let ok =
+                    presented_key(req.request(), allow_cookie).is_some_and(|k| access.accepts(&k));
                 if !ok {
                     let resp = ApiError::unauthorized().error_response();
                     return Ok(req.into_response(resp).map_into_right_body());
@@ -179,7 +180,9 @@ mod tests {
     #[test]
     fn workspace_paths() {
         assert!(is_workspace_path("/api/conversations/abc/workspace"));
-        assert!(is_workspace_path("/api/conversations/abc/workspace/a/b.html"));
+        assert!(is_workspace_path(
+            "/api/conversations/abc/workspace/a/b.html"
+        ));
         assert!(!is_workspace_path("/api/conversations/abc/workspaces"));
         assert!(!is_workspace_path("/api/conversations/abc/events"));
     }

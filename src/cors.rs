@@ -24,15 +24,25 @@ fn origin_host(origin: &str) -> Option<&str> {
 }
 
 /// Whether an origin may call the API.
-pub fn origin_allowed(origin: &str, path: &str, configured: &[String], docker_host: Option<&str>) -> bool {
+pub fn origin_allowed(
+    origin: &str,
+    path: &str,
+    configured: &[String],
+    docker_host: Option<&str>,
+) -> bool {
     if is_workspace_path(path) || path == "/api/auth/workspace-session" {
         return origin.starts_with("http://") || origin.starts_with("https://");
     }
-    if configured.iter().any(|o| o == "*" || o.trim_end_matches('/') == origin) {
+    if configured
+        .iter()
+        .any(|o| o == "*" || o.trim_end_matches('/') == origin)
+    {
         return true;
     }
     match origin_host(origin) {
-        Some(h) => matches!(h, "localhost" | "127.0.0.1" | "::1") || docker_host.is_some_and(|d| d == h),
+        Some(h) => {
+            matches!(h, "localhost" | "127.0.0.1" | "::1") || docker_host.is_some_and(|d| d == h)
+        }
         None => false,
     }
 }
@@ -94,7 +104,10 @@ pub async fn cors(
                 HeaderName::from_static("access-control-allow-credentials"),
                 HeaderValue::from_static("true"),
             );
-            h.append(HeaderName::from_static("vary"), HeaderValue::from_static("Origin"));
+            h.append(
+                HeaderName::from_static("vary"),
+                HeaderValue::from_static("Origin"),
+            );
         }
     }
     Ok(res.map_into_left_body())
@@ -107,13 +120,38 @@ mod tests {
     #[test]
     fn origins() {
         let conf = vec!["https://app.example.com".to_string()];
-        assert!(origin_allowed("https://app.example.com", "/api/x", &conf, None));
-        assert!(origin_allowed("http://localhost:3000", "/api/x", &conf, None));
+        assert!(origin_allowed(
+            "https://app.example.com",
+            "/api/x",
+            &conf,
+            None
+        ));
+        assert!(origin_allowed(
+            "http://localhost:3000",
+            "/api/x",
+            &conf,
+            None
+        ));
         assert!(origin_allowed("http://127.0.0.1", "/api/x", &conf, None));
         assert!(origin_allowed("http://[::1]:80", "/api/x", &conf, None));
-        assert!(!origin_allowed("https://evil.example.com", "/api/x", &conf, None));
-        assert!(origin_allowed("http://dockerhost:1", "/api/x", &conf, Some("dockerhost")));
-        assert!(origin_allowed("https://evil.example.com", "/api/conversations/a/workspace", &conf, None));
+        assert!(!origin_allowed(
+            "https://evil.example.com",
+            "/api/x",
+            &conf,
+            None
+        ));
+        assert!(origin_allowed(
+            "http://dockerhost:1",
+            "/api/x",
+            &conf,
+            Some("dockerhost")
+        ));
+        assert!(origin_allowed(
+            "https://evil.example.com",
+            "/api/conversations/a/workspace",
+            &conf,
+            None
+        ));
         assert!(!origin_allowed("null", "/api/x", &conf, None));
     }
 }

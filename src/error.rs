@@ -67,9 +67,18 @@ impl std::error::Error for ApiError {}
 /// Keys whose values are never echoed back.
 fn looks_secret_key(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
-    ["key", "secret", "token", "password", "credential", "authorization", "cookie", "session"]
-        .iter()
-        .any(|w| k.contains(w))
+    [
+        "key",
+        "secret",
+        "token",
+        "password",
+        "credential",
+        "authorization",
+        "cookie",
+        "session",
+    ]
+    .iter()
+    .any(|w| k.contains(w))
         || matches!(k.as_str(), "env" | "environment" | "headers" | "acp_env")
 }
 
@@ -190,7 +199,10 @@ impl From<ActorError> for ApiError {
             ),
             ActorError::Unavailable(m) => {
                 log::warn!("conversation unavailable: {m}");
-                ApiError::Server(StatusCode::SERVICE_UNAVAILABLE, format!("Conversation temporarily unavailable: {m}"))
+                ApiError::Server(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("Conversation temporarily unavailable: {m}"),
+                )
             }
             ActorError::Storage(m) => {
                 log::error!("storage error: {m}");
@@ -210,7 +222,10 @@ impl From<agent_actors::store::StoreError> for ApiError {
 
 impl From<actix::MailboxError> for ApiError {
     fn from(e: actix::MailboxError) -> Self {
-        ApiError::Server(StatusCode::SERVICE_UNAVAILABLE, format!("service unavailable: {e}"))
+        ApiError::Server(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("service unavailable: {e}"),
+        )
     }
 }
 

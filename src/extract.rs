@@ -69,7 +69,10 @@ impl Query {
 
     /// The first value of a parameter.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Every value of a repeated parameter.
@@ -87,7 +90,12 @@ impl Query {
     }
 
     /// An optional integer within bounds.
-    pub fn opt_int(&self, name: &str, min: Option<i64>, max: Option<i64>) -> ApiResult<Option<i64>> {
+    pub fn opt_int(
+        &self,
+        name: &str,
+        min: Option<i64>,
+        max: Option<i64>,
+    ) -> ApiResult<Option<i64>> {
         let Some(raw) = self.get(name) else {
             return Ok(None);
         };
@@ -102,7 +110,11 @@ impl Query {
         if let Some(lo) = min {
             if n < lo {
                 return Err(ApiError::invalid(
-                    if lo == 1 { "greater_than" } else { "greater_than_equal" },
+                    if lo == 1 {
+                        "greater_than"
+                    } else {
+                        "greater_than_equal"
+                    },
                     &["query", name],
                     if lo == 1 {
                         "Input should be greater than 0".to_string()
@@ -173,7 +185,10 @@ impl Query {
     }
 
     /// An optional ISO date-time.
-    pub fn opt_datetime(&self, name: &str) -> ApiResult<Option<agent_actors::time::ParsedDateTime>> {
+    pub fn opt_datetime(
+        &self,
+        name: &str,
+    ) -> ApiResult<Option<agent_actors::time::ParsedDateTime>> {
         let Some(raw) = self.get(name) else {
             return Ok(None);
         };
@@ -218,7 +233,12 @@ pub fn conversation_id(raw: &str) -> ApiResult<Uuid> {
 /// Parses a JSON body; empty bodies count as missing.
 pub fn json_body(body: &[u8]) -> ApiResult<Value> {
     if body.iter().all(|b| b.is_ascii_whitespace()) {
-        return Err(ApiError::invalid("missing", &["body"], "Field required", Value::Null));
+        return Err(ApiError::invalid(
+            "missing",
+            &["body"],
+            "Field required",
+            Value::Null,
+        ));
     }
     serde_json::from_slice(body).map_err(|e| {
         ApiError::Validation(vec![crate::error::Invalid {
@@ -241,9 +261,9 @@ pub fn opt_json_body(body: &[u8]) -> ApiResult<Option<Value>> {
 /// A required object member of a JSON body.
 pub fn required<'a>(body: &'a Value, key: &str) -> ApiResult<&'a Value> {
     match body {
-        Value::Object(m) => m
-            .get(key)
-            .ok_or_else(|| ApiError::invalid("missing", &["body", key], "Field required", body.clone())),
+        Value::Object(m) => m.get(key).ok_or_else(|| {
+            ApiError::invalid("missing", &["body", key], "Field required", body.clone())
+        }),
         _ => Err(ApiError::invalid(
             "model_attributes_type",
             &["body"],

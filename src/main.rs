@@ -17,7 +17,10 @@ async fn main() {
         return;
     }
     if cli.version {
-        println!("agent-server {} (OpenHands Agent Server API 1.24.0)", env!("CARGO_PKG_VERSION"));
+        println!(
+            "agent-server {} (OpenHands Agent Server API 1.24.0)",
+            env!("CARGO_PKG_VERSION")
+        );
         return;
     }
     for flag in &cli.ignored {

@@ -21,5 +21,10 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// Registers `/openapi.json` and `/docs`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi()));
+    cfg.service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi()))
+        .service(web::resource("/docs").route(web::get().to(|| async {
+            actix_web::HttpResponse::Found()
+                .insert_header(("location", "/docs/"))
+                .finish()
+        })));
 }

@@ -207,7 +207,11 @@ const ENV_KEYS: &[(&str, Kind, bool)] = &[
     ("websocket.auth_timeout_seconds", Kind::Int, false),
     ("websocket.max_frame_bytes", Kind::Int, false),
     ("conversations.idle_eviction_seconds", Kind::Int, true),
-    ("conversations.terminal_no_change_timeout_seconds", Kind::Int, false),
+    (
+        "conversations.terminal_no_change_timeout_seconds",
+        Kind::Int,
+        false,
+    ),
     ("testing.fault_injection", Kind::Bool, false),
 ];
 
@@ -220,13 +224,19 @@ fn env_bool(v: &str) -> bool {
     matches!(v.trim().to_ascii_uppercase().as_str(), "1" | "TRUE")
 }
 
-fn read_list(var: &str, env: &HashMap<String, String>) -> Result<Option<Vec<String>>, SettingsError> {
+fn read_list(
+    var: &str,
+    env: &HashMap<String, String>,
+) -> Result<Option<Vec<String>>, SettingsError> {
     let mut items: Vec<Option<String>> = vec![];
     let mut present = false;
     if let Some(raw) = env.get(var) {
         present = true;
-        let parsed: serde_json::Value = serde_json::from_str(raw)
-            .map_err(|_| SettingsError(format!("{var}: expected a JSON list of strings or an item count, got '{raw}'")))?;
+        let parsed: serde_json::Value = serde_json::from_str(raw).map_err(|_| {
+            SettingsError(format!(
+                "{var}: expected a JSON list of strings or an item count, got '{raw}'"
+            ))
+        })?;
         match parsed {
             serde_json::Value::Array(a) => {
                 for x in a {
@@ -237,12 +247,16 @@ fn read_list(var: &str, env: &HashMap<String, String>) -> Result<Option<Vec<Stri
                 }
             }
             serde_json::Value::Number(n) => {
-                let count = n
-                    .as_u64()
-                    .ok_or_else(|| SettingsError(format!("{var}: item count must be a non-negative integer")))?;
+                let count = n.as_u64().ok_or_else(|| {
+                    SettingsError(format!("{var}: item count must be a non-negative integer"))
+                })?;
                 items.resize(count.min(10_000) as usize, None);
             }
-            _ => return Err(SettingsError(format!("{var}: expected a JSON list of strings or an item count"))),
+            _ => {
+                return Err(SettingsError(format!(
+                    "{var}: expected a JSON list of strings or an item count"
+                )));
+            }
         }
     }
     let mut i = 0usize;
@@ -273,13 +287,20 @@ fn env_overrides(env: &HashMap<String, String>) -> Result<Vec<(String, CValue)>,
     let mut out = vec![];
     for (key, kind, optional) in ENV_KEYS {
         let var = env_name(key);
-        if *optional && env.get(&format!("{var}_IS_NONE")).is_some_and(|v| env_bool(v)) {
+        if *optional
+            && env
+                .get(&format!("{var}_IS_NONE"))
+                .is_some_and(|v| env_bool(v))
+        {
             out.push((key.to_string(), CValue::new(None, ValueKind::Nil)));
             continue;
         }
         let value: Option<CValue> = match kind {
             Kind::List => read_list(&var, env)?.map(CValue::from),
-            _ => env.get(&var).map(|raw| scalar(&var, *kind, raw)).transpose()?,
+            _ => env
+                .get(&var)
+                .map(|raw| scalar(&var, *kind, raw))
+                .transpose()?,
         };
         if let Some(v) = value {
             out.push((key.to_string(), v));
@@ -345,10 +366,9 @@ impl Cli {
                 "--host" => cli.host = Some(value("--host")?),
                 "--port" => {
                     let v = value("--port")?;
-                    cli.port = Some(
-                        v.parse()
-                            .map_err(|_| SettingsError(format!("--port: '{v}' is not a port number (0-65535)")))?,
-                    );
+                    cli.port = Some(v.parse().map_err(|_| {
+                        SettingsError(format!("--port: '{v}' is not a port number (0-65535)"))
+                    })?);
                 }
                 "--config" => cli.config = Some(PathBuf::from(value("--config")?)),
                 "-h" | "--help" => cli.help = true,
@@ -372,16 +392,24 @@ impl Cli {
 impl Settings {
     /// Loads the settings from the layers described in the module docs.
     pub fn load(cli: &Cli, env: &HashMap<String, String>) -> Result<Settings, SettingsError> {
-        let mut builder = Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml));
+        let mut builder =
+            Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml));
         let config_file = cli
             .config
             .clone()
             .or_else(|| env.get("OH_CONFIG_FILE").map(PathBuf::from));
         if let Some(path) = &config_file {
             if !path.is_file() {
-                return Err(SettingsError(format!("config file '{}' not found", path.display())));
+                return Err(SettingsError(format!(
+                    "config file '{}' not found",
+                    path.display()
+                )));
             }
-            builder = builder.add_source(File::from(path.as_path()).format(FileFormat::Toml).required(true));
+            builder = builder.add_source(
+                File::from(path.as_path())
+                    .format(FileFormat::Toml)
+                    .required(true),
+            );
         }
         for (key, value) in env_overrides(env)? {
             builder = builder
@@ -398,7 +426,9 @@ impl Settings {
                 .set_override("port", i64::from(p))
                 .map_err(|e| SettingsError(format!("--port: {e}")))?;
         }
-        let cfg = builder.build().map_err(|e| SettingsError(one_line(&e.to_string())))?;
+        let cfg = builder
+            .build()
+            .map_err(|e| SettingsError(one_line(&e.to_string())))?;
         let mut s: Settings = cfg
             .try_deserialize()
             .map_err(|e| SettingsError(one_line(&e.to_string())))?;
@@ -439,10 +469,18 @@ impl Settings {
             return bad("vscode_port", "must be between 1 and 65535");
         }
         if self.websocket.max_subscribers == 0 || self.websocket.queue_frames == 0 {
-            return bad("websocket", "max_subscribers and queue_frames must be at least 1");
+            return bad(
+                "websocket",
+                "max_subscribers and queue_frames must be at least 1",
+            );
         }
-        if self.websocket.heartbeat_seconds == 0 || self.websocket.client_timeout_seconds <= self.websocket.heartbeat_seconds {
-            return bad("websocket.client_timeout_seconds", "must be greater than heartbeat_seconds (both > 0)");
+        if self.websocket.heartbeat_seconds == 0
+            || self.websocket.client_timeout_seconds <= self.websocket.heartbeat_seconds
+        {
+            return bad(
+                "websocket.client_timeout_seconds",
+                "must be greater than heartbeat_seconds (both > 0)",
+            );
         }
         if self.http.workers == Some(0) {
             return bad("http.workers", "must be at least 1");
@@ -496,7 +534,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -504,7 +545,10 @@ mod tests {
         let s = Settings::load(&Cli::default(), &HashMap::new()).unwrap();
         assert_eq!((s.host.as_str(), s.port), ("127.0.0.1", 8000));
         assert!(s.session_api_keys.is_empty());
-        assert_eq!(s.storage_path(), PathBuf::from("workspace/.openhands/agent-server.db"));
+        assert_eq!(
+            s.storage_path(),
+            PathBuf::from("workspace/.openhands/agent-server.db")
+        );
         assert_eq!(s.secret_key, None);
     }
 
@@ -531,7 +575,10 @@ mod tests {
 
     #[test]
     fn legacy_key_and_none() {
-        let e = env(&[("SESSION_API_KEY", "legacy"), ("OH_CONVERSATIONS_IDLE_EVICTION_SECONDS_IS_NONE", "1")]);
+        let e = env(&[
+            ("SESSION_API_KEY", "legacy"),
+            ("OH_CONVERSATIONS_IDLE_EVICTION_SECONDS_IS_NONE", "1"),
+        ]);
         let s = Settings::load(&Cli::default(), &e).unwrap();
         assert_eq!(s.session_api_keys, vec!["legacy"]);
         assert_eq!(s.conversations.idle_eviction_seconds, None);
@@ -540,9 +587,19 @@ mod tests {
     #[test]
     fn errors_name_the_key() {
         let e = env(&[("OH_PORT", "eighty")]);
-        assert!(Settings::load(&Cli::default(), &e).unwrap_err().0.contains("OH_PORT"));
+        assert!(
+            Settings::load(&Cli::default(), &e)
+                .unwrap_err()
+                .0
+                .contains("OH_PORT")
+        );
         let e = env(&[("OH_STORAGE_DURABILITY", "maybe")]);
-        assert!(Settings::load(&Cli::default(), &e).unwrap_err().0.contains("storage.durability"));
+        assert!(
+            Settings::load(&Cli::default(), &e)
+                .unwrap_err()
+                .0
+                .contains("storage.durability")
+        );
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("c.toml");
         std::fs::write(&f, "prot = 1\n").unwrap();

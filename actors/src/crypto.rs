@@ -210,9 +210,15 @@ mod tests {
         assert!(is_sealed(&s));
         assert!(!s.contains("sk-secret"));
         assert_eq!(c.open_str("conv/1/llm.api_key", &s).unwrap(), "sk-secret");
-        assert_eq!(c.open_str("conv/2/llm.api_key", &s), Err(CryptoError::Unreadable));
+        assert_eq!(
+            c.open_str("conv/2/llm.api_key", &s),
+            Err(CryptoError::Unreadable)
+        );
         let other = Cipher::from_secret("k2");
-        assert_eq!(other.open_str("conv/1/llm.api_key", &s), Err(CryptoError::Unreadable));
+        assert_eq!(
+            other.open_str("conv/1/llm.api_key", &s),
+            Err(CryptoError::Unreadable)
+        );
         assert_eq!(c.open_str("x", "plain"), Err(CryptoError::NotSealed));
         // Two seals of the same value differ (fresh nonce).
         assert_ne!(s, c.seal_str("conv/1/llm.api_key", "sk-secret").unwrap());

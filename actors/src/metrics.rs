@@ -42,7 +42,9 @@ impl Counters {
 
     /// Subtracts `n` from a gauge (saturating at zero).
     pub fn sub(c: &AtomicU64, n: u64) {
-        let _ = c.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some(v.saturating_sub(n)));
+        let _ = c.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+            Some(v.saturating_sub(n))
+        });
     }
 
     /// Reads a counter.

@@ -84,7 +84,9 @@ impl EventPage {
     /// `{"items":[...],"next_page_id":...}` built from the stored JSON
     /// without re-serializing the events.
     pub fn to_json(&self) -> String {
-        let mut out = String::with_capacity(64 + self.items.iter().map(|e| e.json().len() + 1).sum::<usize>());
+        let mut out = String::with_capacity(
+            64 + self.items.iter().map(|e| e.json().len() + 1).sum::<usize>(),
+        );
         out.push_str("{\"items\":[");
         for (i, e) in self.items.iter().enumerate() {
             if i > 0 {
@@ -123,13 +125,20 @@ pub fn search(
     limit: usize,
     descending: bool,
 ) -> Result<EventPage, StoreError> {
-    let start = match page_id.map(|p| store.event_seq(conv, p)).transpose()?.flatten() {
+    let start = match page_id
+        .map(|p| store.event_seq(conv, p))
+        .transpose()?
+        .flatten()
+    {
         Some(seq) => seq,
         None if descending => u64::MAX,
         None => 1,
     };
     let mut page = EventPage::default();
-    for e in store.events_from(conv, start, descending).filter_map(|r| skip_damaged(conv, r)) {
+    for e in store
+        .events_from(conv, start, descending)
+        .filter_map(|r| skip_damaged(conv, r))
+    {
         if !filter.matches(&e) {
             continue;
         }
@@ -179,13 +188,19 @@ mod tests {
         fill(&s, &c, 7);
         let f = EventFilter::default();
         let p1 = search(&s, &c, &f, None, 3, false).unwrap();
-        assert_eq!(p1.items.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 2, 3]);
+        assert_eq!(
+            p1.items.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
         assert_eq!(p1.next_page_id.as_deref(), Some("e4"));
         let p3 = search(&s, &c, &f, Some("e7"), 3, false).unwrap();
         assert_eq!(p3.items.len(), 1);
         assert_eq!(p3.next_page_id, None);
         let d = search(&s, &c, &f, None, 2, true).unwrap();
-        assert_eq!(d.items.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![7, 6]);
+        assert_eq!(
+            d.items.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![7, 6]
+        );
         assert_eq!(d.next_page_id.as_deref(), Some("e5"));
         let unknown = search(&s, &c, &f, Some("nope"), 2, false).unwrap();
         assert_eq!(unknown.items[0].seq, 1);

@@ -71,7 +71,14 @@ pub struct EncodedEvent {
 impl EncodedEvent {
     /// Encodes an event's JSON with the small header used by filters, so that
     /// searches by kind, source or time never parse JSON.
-    pub fn new(seq: u64, id: &str, source: Source, kind: &str, timestamp: &str, json: &str) -> EncodedEvent {
+    pub fn new(
+        seq: u64,
+        id: &str,
+        source: Source,
+        kind: &str,
+        timestamp: &str,
+        json: &str,
+    ) -> EncodedEvent {
         let kind = &kind.as_bytes()[..kind.len().min(255)];
         let ts = &timestamp.as_bytes()[..timestamp.len().min(255)];
         let idb = &id.as_bytes()[..id.len().min(255)];
@@ -129,8 +136,16 @@ impl StoredEvent {
             ts_end,
             id_end,
         };
-        let parts = [3..kind_end, kind_end + 1..ts_end, ts_end + 1..id_end, id_end..ev.raw.len()];
-        if parts.into_iter().any(|r| std::str::from_utf8(&ev.raw[r]).is_err()) {
+        let parts = [
+            3..kind_end,
+            kind_end + 1..ts_end,
+            ts_end + 1..id_end,
+            id_end..ev.raw.len(),
+        ];
+        if parts
+            .into_iter()
+            .any(|r| std::str::from_utf8(&ev.raw[r]).is_err())
+        {
             return Err(bad());
         }
         Ok(ev)
@@ -278,7 +293,8 @@ impl Store {
     pub fn records(&self) -> impl Iterator<Item = Result<(Uuid, IVec), StoreError>> + '_ {
         self.conversations.iter().map(|r| {
             let (k, v) = r?;
-            let id = Uuid::from_slice(&k).ok_or_else(|| StoreError::Corrupt("conversation key".into()))?;
+            let id = Uuid::from_slice(&k)
+                .ok_or_else(|| StoreError::Corrupt("conversation key".into()))?;
             Ok((id, v))
         })
     }
@@ -290,7 +306,12 @@ impl Store {
 
     /// Appends events (and optionally the new record) in one transaction.
     /// The caller guarantees the seqs continue the log without a gap.
-    pub fn append(&self, conv: &Uuid, events: &[EncodedEvent], record: Option<&[u8]>) -> Result<(), StoreError> {
+    pub fn append(
+        &self,
+        conv: &Uuid,
+        events: &[EncodedEvent],
+        record: Option<&[u8]>,
+    ) -> Result<(), StoreError> {
         (&self.events, &self.event_ids, &self.conversations)
             .transaction(|(ev, ids, convs)| {
                 for e in events {
@@ -334,7 +355,11 @@ impl Store {
     }
 
     /// An event by id.
-    pub fn event_by_id(&self, conv: &Uuid, event_id: &str) -> Result<Option<StoredEvent>, StoreError> {
+    pub fn event_by_id(
+        &self,
+        conv: &Uuid,
+        event_id: &str,
+    ) -> Result<Option<StoredEvent>, StoreError> {
         match self.event_seq(conv, event_id)? {
             Some(seq) => self.event_at(conv, seq),
             None => Ok(None),
@@ -419,7 +444,14 @@ mod tests {
     fn ev(seq: u64, kind: &str) -> EncodedEvent {
         let id = format!("id-{seq}");
         let json = format!(r#"{{"id":"{id}","kind":"{kind}"}}"#);
-        EncodedEvent::new(seq, &id, Source::Agent, kind, &format!("2026-01-01T00:00:{seq:02}.000000"), &json)
+        EncodedEvent::new(
+            seq,
+            &id,
+            Source::Agent,
+            kind,
+            &format!("2026-01-01T00:00:{seq:02}.000000"),
+            &json,
+        )
     }
 
     #[test]
@@ -429,17 +461,28 @@ mod tests {
         let b = Uuid::new_v4();
         s.put_record(&a, b"{}").unwrap();
         s.put_record(&b, b"{}").unwrap();
-        s.append(&a, &[ev(1, "MessageEvent"), ev(2, "ActionEvent")], Some(b"{\"x\":1}")).unwrap();
+        s.append(
+            &a,
+            &[ev(1, "MessageEvent"), ev(2, "ActionEvent")],
+            Some(b"{\"x\":1}"),
+        )
+        .unwrap();
         s.append(&b, &[ev(1, "PauseEvent")], None).unwrap();
         assert_eq!(s.last_seq(&a).unwrap(), 2);
         assert_eq!(s.last_seq(&b).unwrap(), 1);
         assert_eq!(s.get_record(&a).unwrap().unwrap().as_ref(), b"{\"x\":1}");
         let e = s.event_by_id(&a, "id-2").unwrap().unwrap();
-        assert_eq!((e.seq, e.kind(), e.source()), (2, "ActionEvent", Source::Agent));
+        assert_eq!(
+            (e.seq, e.kind(), e.source()),
+            (2, "ActionEvent", Source::Agent)
+        );
         assert_eq!(e.timestamp(), "2026-01-01T00:00:02.000000");
         assert_eq!(e.id(), "id-2");
         assert!(e.json().starts_with("{\"id\":\"id-2\""));
-        let asc: Vec<u64> = s.events_from(&a, 1, false).map(|e| e.unwrap().seq).collect();
+        let asc: Vec<u64> = s
+            .events_from(&a, 1, false)
+            .map(|e| e.unwrap().seq)
+            .collect();
         assert_eq!(asc, vec![1, 2]);
         let desc: Vec<u64> = s.events_from(&a, 2, true).map(|e| e.unwrap().seq).collect();
         assert_eq!(desc, vec![2, 1]);

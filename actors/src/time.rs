@@ -293,7 +293,10 @@ mod tests {
     #[test]
     fn utc_format_is_fixed_width() {
         assert_eq!(format_utc(0), "1970-01-01T00:00:00.000000Z");
-        assert_eq!(format_utc(1_795_613_267_504_498), "2026-11-25T13:27:47.504498Z");
+        assert_eq!(
+            format_utc(1_795_613_267_504_498),
+            "2026-11-25T13:27:47.504498Z"
+        );
     }
 
     #[test]
@@ -314,9 +317,15 @@ mod tests {
     #[test]
     fn parse_forms() {
         let p = ParsedDateTime::parse("2026-11-25T13:27:47.5Z").unwrap();
-        assert_eq!(p.to_utc_string_naive_as_utc(), "2026-11-25T13:27:47.500000Z");
+        assert_eq!(
+            p.to_utc_string_naive_as_utc(),
+            "2026-11-25T13:27:47.500000Z"
+        );
         let p = ParsedDateTime::parse("2026-11-25T15:27:47+02:00").unwrap();
-        assert_eq!(p.to_utc_string_naive_as_utc(), "2026-11-25T13:27:47.000000Z");
+        assert_eq!(
+            p.to_utc_string_naive_as_utc(),
+            "2026-11-25T13:27:47.000000Z"
+        );
         let p = ParsedDateTime::parse("2026-11-25 13:27").unwrap();
         assert_eq!(p.to_local_string(), "2026-11-25T13:27:00.000000");
         assert!(ParsedDateTime::parse("2026-02-30T00:00:00").is_none());

@@ -23,16 +23,30 @@ use crate::state::AppState;
 /// OpenAPI description of this module.
 #[derive(OpenApi)]
 #[openapi(paths(
-    search_conversations, count_conversations, get_conversation, batch_get_conversations,
-    start_conversation, update_conversation, delete_conversation, pause_conversation,
-    interrupt_conversation, run_conversation, update_secrets, set_confirmation_policy,
-    set_security_analyzer, agent_final_response, ask_agent, switch_llm, fault
+    search_conversations,
+    count_conversations,
+    get_conversation,
+    batch_get_conversations,
+    start_conversation,
+    update_conversation,
+    delete_conversation,
+    pause_conversation,
+    interrupt_conversation,
+    run_conversation,
+    update_secrets,
+    set_confirmation_policy,
+    set_security_analyzer,
+    agent_final_response,
+    ask_agent,
+    switch_llm,
+    fault
 ))]
 pub struct ConversationsApi;
 
 /// Registers the routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    let r = |path: &str| web::resource(path.to_string()).default_service(web::to(method_not_allowed));
+    let r =
+        |path: &str| web::resource(path.to_string()).default_service(web::to(method_not_allowed));
     cfg.service(r("/api/conversations/search").route(web::get().to(search_conversations)))
         .service(r("/api/conversations/count").route(web::get().to(count_conversations)))
         .service(
@@ -46,22 +60,42 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::patch().to(update_conversation))
                 .route(web::delete().to(delete_conversation)),
         )
-        .service(r("/api/conversations/{conversation_id}/pause").route(web::post().to(pause_conversation)))
-        .service(r("/api/conversations/{conversation_id}/interrupt").route(web::post().to(interrupt_conversation)))
-        .service(r("/api/conversations/{conversation_id}/run").route(web::post().to(run_conversation)))
-        .service(r("/api/conversations/{conversation_id}/secrets").route(web::post().to(update_secrets)))
         .service(
-            r("/api/conversations/{conversation_id}/confirmation_policy").route(web::post().to(set_confirmation_policy)),
+            r("/api/conversations/{conversation_id}/pause")
+                .route(web::post().to(pause_conversation)),
         )
         .service(
-            r("/api/conversations/{conversation_id}/security_analyzer").route(web::post().to(set_security_analyzer)),
+            r("/api/conversations/{conversation_id}/interrupt")
+                .route(web::post().to(interrupt_conversation)),
         )
         .service(
-            r("/api/conversations/{conversation_id}/agent_final_response").route(web::get().to(agent_final_response)),
+            r("/api/conversations/{conversation_id}/run").route(web::post().to(run_conversation)),
         )
-        .service(r("/api/conversations/{conversation_id}/ask_agent").route(web::post().to(ask_agent)))
-        .service(r("/api/conversations/{conversation_id}/switch_llm").route(web::post().to(switch_llm)))
-        .service(r("/api/_test/fault/conversations/{conversation_id}/{kind}").route(web::post().to(fault)));
+        .service(
+            r("/api/conversations/{conversation_id}/secrets").route(web::post().to(update_secrets)),
+        )
+        .service(
+            r("/api/conversations/{conversation_id}/confirmation_policy")
+                .route(web::post().to(set_confirmation_policy)),
+        )
+        .service(
+            r("/api/conversations/{conversation_id}/security_analyzer")
+                .route(web::post().to(set_security_analyzer)),
+        )
+        .service(
+            r("/api/conversations/{conversation_id}/agent_final_response")
+                .route(web::get().to(agent_final_response)),
+        )
+        .service(
+            r("/api/conversations/{conversation_id}/ask_agent").route(web::post().to(ask_agent)),
+        )
+        .service(
+            r("/api/conversations/{conversation_id}/switch_llm").route(web::post().to(switch_llm)),
+        )
+        .service(
+            r("/api/_test/fault/conversations/{conversation_id}/{kind}")
+                .route(web::post().to(fault)),
+        );
 }
 
 fn success(ok: bool) -> HttpResponse {
@@ -92,7 +126,12 @@ fn status_filter(q: &Query) -> ApiResult<Option<ExecutionStatus>> {
         .and_then(|s| ExecutionStatus::parse(&s)))
 }
 
-const SORT_ORDERS: [&str; 4] = ["CREATED_AT", "UPDATED_AT", "CREATED_AT_DESC", "UPDATED_AT_DESC"];
+const SORT_ORDERS: [&str; 4] = [
+    "CREATED_AT",
+    "UPDATED_AT",
+    "CREATED_AT_DESC",
+    "UPDATED_AT_DESC",
+];
 
 /// Search conversations.
 #[utoipa::path(get, path = "/api/conversations/search", tag = "Conversations",
@@ -105,11 +144,16 @@ const SORT_ORDERS: [&str; 4] = ["CREATED_AT", "UPDATED_AT", "CREATED_AT_DESC", "
     ),
     responses((status = 200, description = "A page of ConversationInfo", body = serde_json::Value),
               (status = 422, description = "Invalid parameter", body = serde_json::Value)))]
-pub async fn search_conversations(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+pub async fn search_conversations(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
     let q = Query::from_request(&req);
     let limit = q.limit()?;
     let status = status_filter(&q)?;
-    let order = q.opt_enum("sort_order", &SORT_ORDERS)?.unwrap_or_else(|| "CREATED_AT_DESC".into());
+    let order = q
+        .opt_enum("sort_order", &SORT_ORDERS)?
+        .unwrap_or_else(|| "CREATED_AT_DESC".into());
     let skills = include_skills(&q)?;
     let page_id = q.opt_str("page_id");
     let state2 = state.clone();
@@ -147,16 +191,24 @@ pub async fn search_conversations(req: HttpRequest, state: web::Data<AppState>) 
 #[utoipa::path(get, path = "/api/conversations/count", tag = "Conversations",
     params(("status" = Option<String>, Query, description = "Only conversations with this execution status")),
     responses((status = 200, description = "Number of conversations", body = i64)))]
-pub async fn count_conversations(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+pub async fn count_conversations(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
     let q = Query::from_request(&req);
     let status = status_filter(&q)?;
     let n = match status {
         None => state.store.conversation_count(),
         Some(s) => {
             let state2 = state.clone();
-            web::block(move || all_records(&state2).iter().filter(|r| r.execution_status == s).count())
-                .await
-                .map_err(|e| ApiError::internal(e.to_string()))?
+            web::block(move || {
+                all_records(&state2)
+                    .iter()
+                    .filter(|r| r.execution_status == s)
+                    .count()
+            })
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?
         }
     };
     Ok(HttpResponse::Ok().json(n))
@@ -185,11 +237,19 @@ pub async fn get_conversation(
     params(("ids" = Vec<String>, Query, description = "Conversation ids (repeat the parameter; fewer than 100)")),
     responses((status = 200, description = "ConversationInfo or null per id", body = serde_json::Value),
               (status = 422, description = "Missing or malformed ids", body = serde_json::Value)))]
-pub async fn batch_get_conversations(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+pub async fn batch_get_conversations(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
     let q = Query::from_request(&req);
     let raw = q.all("ids");
     if raw.is_empty() {
-        return Err(ApiError::invalid("missing", &["query", "ids"], "Field required", Value::Null));
+        return Err(ApiError::invalid(
+            "missing",
+            &["query", "ids"],
+            "Field required",
+            Value::Null,
+        ));
     }
     if raw.len() >= 100 {
         return Err(ApiError::invalid(
@@ -204,7 +264,12 @@ pub async fn batch_get_conversations(req: HttpRequest, state: web::Data<AppState
     for (i, s) in raw.iter().enumerate() {
         let idx = i.to_string();
         let id = crate::extract::parse_uuid(s, &["query", "ids", &idx])?;
-        out.push(state.record(&id)?.map(|r| r.info_value(skills)).unwrap_or(Value::Null));
+        out.push(
+            state
+                .record(&id)?
+                .map(|r| r.info_value(skills))
+                .unwrap_or(Value::Null),
+        );
     }
     Ok(HttpResponse::Ok().json(out))
 }
@@ -234,13 +299,20 @@ fn agent_from_settings(s: &Value) -> Result<Value, String> {
     responses((status = 201, description = "Created: ConversationInfo", body = serde_json::Value),
               (status = 200, description = "Already exists: ConversationInfo", body = serde_json::Value),
               (status = 422, description = "Invalid request", body = serde_json::Value)))]
-pub async fn start_conversation(body: web::Bytes, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+pub async fn start_conversation(
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
     let input = json_body(&body)?;
     let request = StartConversationRequest::from_value(&input, &agent_from_settings)
         .map_err(|e| ApiError::from_field(e, &input))?;
     let (info, created) = state.conversations.send(Create { request }).await??;
     state.touch();
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok(HttpResponse::build(status).json(info))
 }
 
@@ -257,7 +329,8 @@ pub async fn update_conversation(
 ) -> ApiResult<HttpResponse> {
     let id = conversation_id(&path)?;
     let input = json_body(&body)?;
-    let update = UpdateConversationRequest::from_value(&input).map_err(|e| ApiError::from_field(e, &input))?;
+    let update = UpdateConversationRequest::from_value(&input)
+        .map_err(|e| ApiError::from_field(e, &input))?;
     if !state.store.has_conversation(&id)? {
         return Ok(success(false));
     }
@@ -270,7 +343,10 @@ pub async fn update_conversation(
     params(("conversation_id" = String, Path, description = "Conversation id")),
     responses((status = 200, description = "Deleted", body = serde_json::Value),
               (status = 400, description = "Unknown conversation", body = serde_json::Value)))]
-pub async fn delete_conversation(path: web::Path<String>, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+pub async fn delete_conversation(
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
     let id = conversation_id(&path)?;
     if state.conversations.send(Delete { id }).await?? {
         Ok(success(true))
@@ -284,7 +360,10 @@ pub async fn delete_conversation(path: web::Path<String>, state: web::Data<AppSt
     params(("conversation_id" = String, Path, description = "Conversation id")),
     responses((status = 200, description = "Paused", body = serde_json::Value),
               (status = 400, description = "Unknown conversation", body = serde_json::Value)))]
-pub async fn pause_conversation(path: web::Path<String>, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+pub async fn pause_conversation(
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
     let id = conversation_id(&path)?;
     if !state.store.has_conversation(&id)? {
         return Err(ApiError::bad_request());
@@ -298,7 +377,10 @@ pub async fn pause_conversation(path: web::Path<String>, state: web::Data<AppSta
     params(("conversation_id" = String, Path, description = "Conversation id")),
     responses((status = 200, description = "Interrupted", body = serde_json::Value),
               (status = 400, description = "Unknown conversation", body = serde_json::Value)))]
-pub async fn interrupt_conversation(path: web::Path<String>, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+pub async fn interrupt_conversation(
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
     let id = conversation_id(&path)?;
     if !state.store.has_conversation(&id)? {
         return Err(ApiError::bad_request());
@@ -313,7 +395,10 @@ pub async fn interrupt_conversation(path: web::Path<String>, state: web::Data<Ap
     responses((status = 200, description = "Run started", body = serde_json::Value),
               (status = 404, description = "Unknown conversation", body = serde_json::Value),
               (status = 409, description = "Already running", body = serde_json::Value)))]
-pub async fn run_conversation(path: web::Path<String>, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+pub async fn run_conversation(
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
     let id = conversation_id(&path)?;
     state.call(id, Run).await??;
     state.touch();
@@ -336,12 +421,22 @@ pub async fn update_secrets(
     let input = json_body(&body)?;
     let raw = required(&input, "secrets")?;
     let Value::Object(raw) = raw else {
-        return Err(ApiError::invalid("dict_type", &["body", "secrets"], "Input should be a valid dictionary", Value::Null));
+        return Err(ApiError::invalid(
+            "dict_type",
+            &["body", "secrets"],
+            "Input should be a valid dictionary",
+            Value::Null,
+        ));
     };
     let mut secrets = Map::new();
     for (name, v) in raw {
         let src = parse_secret_source(v).map_err(|m| {
-            ApiError::invalid("value_error", &["body", "secrets", name], m, Value::String("<redacted>".into()))
+            ApiError::invalid(
+                "value_error",
+                &["body", "secrets", name],
+                m,
+                Value::String("<redacted>".into()),
+            )
         })?;
         secrets.insert(name.clone(), src);
     }
@@ -363,8 +458,14 @@ pub async fn set_confirmation_policy(
 ) -> ApiResult<HttpResponse> {
     let id = conversation_id(&path)?;
     let input = json_body(&body)?;
-    let policy = parse_confirmation_policy(required(&input, "policy")?)
-        .map_err(|m| ApiError::invalid("value_error", &["body", "policy"], m, input["policy"].clone()))?;
+    let policy = parse_confirmation_policy(required(&input, "policy")?).map_err(|m| {
+        ApiError::invalid(
+            "value_error",
+            &["body", "policy"],
+            m,
+            input["policy"].clone(),
+        )
+    })?;
     state.call(id, SetConfirmationPolicy(policy)).await??;
     Ok(success(true))
 }
@@ -383,9 +484,15 @@ pub async fn set_security_analyzer(
 ) -> ApiResult<HttpResponse> {
     let id = conversation_id(&path)?;
     let input = json_body(&body)?;
-    let analyzer = parse_security_analyzer(required(&input, "security_analyzer")?).map_err(|m| {
-        ApiError::invalid("value_error", &["body", "security_analyzer"], m, input["security_analyzer"].clone())
-    })?;
+    let analyzer =
+        parse_security_analyzer(required(&input, "security_analyzer")?).map_err(|m| {
+            ApiError::invalid(
+                "value_error",
+                &["body", "security_analyzer"],
+                m,
+                input["security_analyzer"].clone(),
+            )
+        })?;
     state.call(id, SetSecurityAnalyzer(analyzer)).await??;
     Ok(success(true))
 }
@@ -395,7 +502,10 @@ pub async fn set_security_analyzer(
     params(("conversation_id" = String, Path, description = "Conversation id")),
     responses((status = 200, description = "{\"response\": text}", body = serde_json::Value),
               (status = 404, description = "Unknown conversation", body = serde_json::Value)))]
-pub async fn agent_final_response(path: web::Path<String>, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+pub async fn agent_final_response(
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
     let id = conversation_id(&path)?;
     if !state.store.has_conversation(&id)? {
         return Err(ApiError::not_found());
@@ -408,7 +518,9 @@ pub async fn agent_final_response(path: web::Path<String>, state: web::Data<AppS
                 ("ActionEvent", true) | ("MessageEvent", true) => {}
                 _ => continue,
             }
-            let Ok(ev) = Event::from_json(e.json()) else { continue };
+            let Ok(ev) = Event::from_json(e.json()) else {
+                continue;
+            };
             match ev.body {
                 agent_actors::model::event::EventBody::Action(a) if a.tool_name == "finish" => {
                     return a
@@ -446,13 +558,22 @@ pub async fn agent_final_response(path: web::Path<String>, state: web::Data<AppS
     responses((status = 200, description = "{\"response\": text}", body = serde_json::Value),
               (status = 404, description = "Unknown conversation", body = serde_json::Value),
               (status = 502, description = "The LLM failed", body = serde_json::Value)))]
-pub async fn ask_agent(path: web::Path<String>, body: web::Bytes, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+pub async fn ask_agent(
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
     let id = conversation_id(&path)?;
     let input = json_body(&body)?;
     let question = match required(&input, "question")? {
         Value::String(q) => q.clone(),
         other => {
-            return Err(ApiError::invalid("string_type", &["body", "question"], "Input should be a valid string", other.clone()));
+            return Err(ApiError::invalid(
+                "string_type",
+                &["body", "question"],
+                "Input should be a valid string",
+                other.clone(),
+            ));
         }
     };
     let response = state.call(id, AskAgent { question }).await??;
@@ -466,7 +587,11 @@ pub async fn ask_agent(path: web::Path<String>, body: web::Bytes, state: web::Da
     responses((status = 200, description = "Switched", body = serde_json::Value),
               (status = 404, description = "Unknown conversation", body = serde_json::Value),
               (status = 422, description = "Invalid LLM", body = serde_json::Value)))]
-pub async fn switch_llm(path: web::Path<String>, body: web::Bytes, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+pub async fn switch_llm(
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
     let id = conversation_id(&path)?;
     let input = json_body(&body)?;
     let llm = required(&input, "llm")?.clone();
@@ -481,7 +606,10 @@ pub async fn switch_llm(path: web::Path<String>, body: web::Bytes, state: web::D
            ("kind" = String, Path, description = "stop or panic")),
     responses((status = 200, description = "Fault injected", body = serde_json::Value),
               (status = 400, description = "Fault injection disabled", body = serde_json::Value)))]
-pub async fn fault(path: web::Path<(String, String)>, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+pub async fn fault(
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
     let (raw, kind) = path.into_inner();
     let id = conversation_id(&raw)?;
     if !state.settings.testing.fault_injection {

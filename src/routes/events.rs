@@ -18,24 +18,38 @@ use crate::state::AppState;
 
 /// OpenAPI description of this module.
 #[derive(OpenApi)]
-#[openapi(paths(search_events, count_events, get_event, batch_get_events, send_message, respond_to_confirmation))]
+#[openapi(paths(
+    search_events,
+    count_events,
+    get_event,
+    batch_get_events,
+    send_message,
+    respond_to_confirmation
+))]
 pub struct EventsApi;
 
 /// Registers the routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    let r = |path: &str| web::resource(path.to_string()).default_service(web::to(method_not_allowed));
-    cfg.service(r("/api/conversations/{conversation_id}/events/search").route(web::get().to(search_events)))
-        .service(r("/api/conversations/{conversation_id}/events/count").route(web::get().to(count_events)))
-        .service(
-            r("/api/conversations/{conversation_id}/events/respond_to_confirmation")
-                .route(web::post().to(respond_to_confirmation)),
-        )
-        .service(
-            r("/api/conversations/{conversation_id}/events")
-                .route(web::get().to(batch_get_events))
-                .route(web::post().to(send_message)),
-        )
-        .service(r("/api/conversations/{conversation_id}/events/{event_id}").route(web::get().to(get_event)));
+    let r =
+        |path: &str| web::resource(path.to_string()).default_service(web::to(method_not_allowed));
+    cfg.service(
+        r("/api/conversations/{conversation_id}/events/search").route(web::get().to(search_events)),
+    )
+    .service(
+        r("/api/conversations/{conversation_id}/events/count").route(web::get().to(count_events)),
+    )
+    .service(
+        r("/api/conversations/{conversation_id}/events/respond_to_confirmation")
+            .route(web::post().to(respond_to_confirmation)),
+    )
+    .service(
+        r("/api/conversations/{conversation_id}/events")
+            .route(web::get().to(batch_get_events))
+            .route(web::post().to(send_message)),
+    )
+    .service(
+        r("/api/conversations/{conversation_id}/events/{event_id}").route(web::get().to(get_event)),
+    );
 }
 
 fn conversation_not_found(id: &Uuid) -> ApiError {
@@ -56,10 +70,16 @@ const SOURCES: [&str; 4] = ["agent", "user", "environment", "hook"];
 fn filter(q: &Query) -> ApiResult<EventFilter> {
     Ok(EventFilter {
         kind: q.opt_str("kind").filter(|k| !k.is_empty()),
-        source: q.opt_enum("source", &SOURCES)?.and_then(|s| Source::parse(&s)),
+        source: q
+            .opt_enum("source", &SOURCES)?
+            .and_then(|s| Source::parse(&s)),
         body: q.opt_str("body").filter(|b| !b.is_empty()),
-        timestamp_gte: q.opt_datetime("timestamp__gte")?.map(|t| t.to_local_string()),
-        timestamp_lt: q.opt_datetime("timestamp__lt")?.map(|t| t.to_local_string()),
+        timestamp_gte: q
+            .opt_datetime("timestamp__gte")?
+            .map(|t| t.to_local_string()),
+        timestamp_lt: q
+            .opt_datetime("timestamp__lt")?
+            .map(|t| t.to_local_string()),
     })
 }
 
@@ -88,7 +108,10 @@ pub async fn search_events(
     let q = Query::from_request(&req);
     let limit = q.limit()?;
     let f = filter(&q)?;
-    let descending = q.opt_enum("sort_order", &["TIMESTAMP", "TIMESTAMP_DESC"])?.as_deref() == Some("TIMESTAMP_DESC");
+    let descending = q
+        .opt_enum("sort_order", &["TIMESTAMP", "TIMESTAMP_DESC"])?
+        .as_deref()
+        == Some("TIMESTAMP_DESC");
     let page_id = q.opt_str("page_id");
     let store = state.store.clone();
     let body = web::block(move || {
@@ -96,7 +119,9 @@ pub async fn search_events(
     })
     .await
     .map_err(|e| ApiError::internal(e.to_string()))??;
-    Ok(HttpResponse::Ok().content_type("application/json").body(body))
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(body))
 }
 
 /// Count a conversation's events.
@@ -131,12 +156,19 @@ pub async fn count_events(
            ("event_id" = String, Path, description = "Event id")),
     responses((status = 200, description = "The event", body = serde_json::Value),
               (status = 404, description = "Unknown conversation or event", body = serde_json::Value)))]
-pub async fn get_event(path: web::Path<(String, String)>, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+pub async fn get_event(
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
     let (raw, event_id) = path.into_inner();
     let id = existing(&state, &raw)?;
     match state.store.event_by_id(&id, &event_id)? {
-        Some(e) => Ok(HttpResponse::Ok().content_type("application/json").body(e.json().to_string())),
-        None => Err(ApiError::not_found_msg(format!("Event not found: {event_id}"))),
+        Some(e) => Ok(HttpResponse::Ok()
+            .content_type("application/json")
+            .body(e.json().to_string())),
+        None => Err(ApiError::not_found_msg(format!(
+            "Event not found: {event_id}"
+        ))),
     }
 }
 
@@ -155,15 +187,30 @@ pub async fn batch_get_events(
     let id = existing(&state, &path)?;
     let input = json_body(&body)?;
     let Value::Array(ids) = &input else {
-        return Err(ApiError::invalid("list_type", &["body"], "Input should be a valid list", input.clone()));
+        return Err(ApiError::invalid(
+            "list_type",
+            &["body"],
+            "Input should be a valid list",
+            input.clone(),
+        ));
     };
     if ids.len() >= 100 {
-        return Err(ApiError::invalid("too_long", &["body"], "List should have fewer than 100 items", Value::from(ids.len())));
+        return Err(ApiError::invalid(
+            "too_long",
+            &["body"],
+            "List should have fewer than 100 items",
+            Value::from(ids.len()),
+        ));
     }
     let mut out = String::from("[");
     for (i, v) in ids.iter().enumerate() {
         let Value::String(eid) = v else {
-            return Err(ApiError::invalid("string_type", &["body", &i.to_string()], "Input should be a valid string", v.clone()));
+            return Err(ApiError::invalid(
+                "string_type",
+                &["body", &i.to_string()],
+                "Input should be a valid string",
+                v.clone(),
+            ));
         };
         if i > 0 {
             out.push(',');
@@ -174,7 +221,9 @@ pub async fn batch_get_events(
         }
     }
     out.push(']');
-    Ok(HttpResponse::Ok().content_type("application/json").body(out))
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(out))
 }
 
 /// Send a user message (and start a run when `run` is true).
@@ -185,10 +234,15 @@ pub async fn batch_get_events(
               (status = 400, description = "Role other than user", body = serde_json::Value),
               (status = 404, description = "Unknown conversation", body = serde_json::Value),
               (status = 422, description = "Invalid body", body = serde_json::Value)))]
-pub async fn send_message(path: web::Path<String>, body: web::Bytes, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+pub async fn send_message(
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
     let id = existing(&state, &path)?;
     let input = json_body(&body)?;
-    let message = SendMessageRequest::from_value(&input, &[]).map_err(|e| ApiError::from_field(e, &input))?;
+    let message =
+        SendMessageRequest::from_value(&input, &[]).map_err(|e| ApiError::from_field(e, &input))?;
     state.call(id, SendMessage { message }).await??;
     state.touch();
     Ok(HttpResponse::Ok().json(json!({ "success": true })))
@@ -211,16 +265,28 @@ pub async fn respond_to_confirmation(
     let accept = match crate::extract::required(&input, "accept")? {
         Value::Bool(b) => *b,
         other => {
-            return Err(ApiError::invalid("bool_type", &["body", "accept"], "Input should be a valid boolean", other.clone()));
+            return Err(ApiError::invalid(
+                "bool_type",
+                &["body", "accept"],
+                "Input should be a valid boolean",
+                other.clone(),
+            ));
         }
     };
     let reason = match input.get("reason") {
         None | Some(Value::Null) => "User rejected the action.".to_string(),
         Some(Value::String(s)) => s.clone(),
         Some(other) => {
-            return Err(ApiError::invalid("string_type", &["body", "reason"], "Input should be a valid string", other.clone()));
+            return Err(ApiError::invalid(
+                "string_type",
+                &["body", "reason"],
+                "Input should be a valid string",
+                other.clone(),
+            ));
         }
     };
-    state.call(id, RespondToConfirmation { accept, reason }).await??;
+    state
+        .call(id, RespondToConfirmation { accept, reason })
+        .await??;
     Ok(HttpResponse::Ok().json(json!({ "success": true })))
 }

@@ -18,18 +18,36 @@ pub struct ServerApi;
 
 /// Registers the routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/alive").route(web::get().to(alive)).default_service(web::to(super::method_not_allowed)))
-        .service(web::resource("/health").route(web::get().to(health)).default_service(web::to(super::method_not_allowed)))
-        .service(web::resource("/ready").route(web::get().to(ready)).default_service(web::to(super::method_not_allowed)))
-        .service(
-            web::resource("/server_info")
-                .route(web::get().to(server_info))
-                .default_service(web::to(super::method_not_allowed)),
-        )
-        .service(web::resource("/").route(web::get().to(root)).default_service(web::to(super::method_not_allowed)))
-        .service(web::resource("/redoc").route(web::get().to(|| async {
-            HttpResponse::Found().insert_header(("location", "/docs/")).finish()
-        })));
+    cfg.service(
+        web::resource("/alive")
+            .route(web::get().to(alive))
+            .default_service(web::to(super::method_not_allowed)),
+    )
+    .service(
+        web::resource("/health")
+            .route(web::get().to(health))
+            .default_service(web::to(super::method_not_allowed)),
+    )
+    .service(
+        web::resource("/ready")
+            .route(web::get().to(ready))
+            .default_service(web::to(super::method_not_allowed)),
+    )
+    .service(
+        web::resource("/server_info")
+            .route(web::get().to(server_info))
+            .default_service(web::to(super::method_not_allowed)),
+    )
+    .service(
+        web::resource("/")
+            .route(web::get().to(root))
+            .default_service(web::to(super::method_not_allowed)),
+    )
+    .service(web::resource("/redoc").route(web::get().to(|| async {
+        HttpResponse::Found()
+            .insert_header(("location", "/docs/"))
+            .finish()
+    })));
 }
 
 /// Liveness check.
@@ -110,7 +128,9 @@ pub async fn root(state: web::Data<AppState>) -> HttpResponse {
             } else {
                 "/static/"
             };
-            return HttpResponse::Found().insert_header(("location", target)).finish();
+            return HttpResponse::Found()
+                .insert_header(("location", target))
+                .finish();
         }
     }
     HttpResponse::Ok().json(info(&state))

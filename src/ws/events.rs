@@ -21,16 +21,20 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_web_actors::ws;
-use agent_actors::conversation::ConversationActor;
-use agent_actors::conversation::messages::{Lookup, SendMessage, Subscribe, Subscribed, Unsubscribe};
-use agent_actors::conversation::publisher::{Frame, end};
 use agent_actors::conversation::ActorError;
+use agent_actors::conversation::ConversationActor;
+use agent_actors::conversation::messages::{
+    Lookup, SendMessage, Subscribe, Subscribed, Unsubscribe,
+};
+use agent_actors::conversation::publisher::{Frame, end};
 use agent_actors::ids::Uuid;
 use agent_actors::metrics::Counters;
 use agent_actors::model::conversation::{SendMessageRequest, parse_content_list};
 use serde_json::{Value, json};
 
-use super::{CLOSE_AUTH_FAILED, CLOSE_NOT_FOUND, CLOSE_TOO_SLOW, CLOSE_TRY_AGAIN, Presented, presented_key};
+use super::{
+    CLOSE_AUTH_FAILED, CLOSE_NOT_FOUND, CLOSE_TOO_SLOW, CLOSE_TRY_AGAIN, Presented, presented_key,
+};
 use crate::extract::Query;
 use crate::state::AppState;
 
@@ -132,15 +136,19 @@ impl EventsSession {
                 if act.replay.is_none() {
                     act.last_seq = act.last_seq.max(sub.head);
                 }
-                let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|f| (f, rx)) });
+                let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+                    rx.recv().await.map(|f| (f, rx))
+                });
                 // Live frames wait in their bounded queue until the replay is done.
                 act.pump_replay(ctx);
                 ctx.add_stream(stream);
             }
             Err(ActorError::NotFound) => act.close(ctx, CLOSE_NOT_FOUND, "Conversation not found"),
-            Err(ActorError::TooManySubscribers) => {
-                act.close(ctx, CLOSE_TRY_AGAIN, "Too many connections for this conversation")
-            }
+            Err(ActorError::TooManySubscribers) => act.close(
+                ctx,
+                CLOSE_TRY_AGAIN,
+                "Too many connections for this conversation",
+            ),
             Err(e) => {
                 log::warn!("socket for {id}: subscription failed: {e}");
                 ctx.close(Some(ws::CloseReason {
@@ -165,7 +173,10 @@ impl EventsSession {
             let e = match item {
                 Ok(e) => e,
                 Err(err) => {
-                    log::warn!("conversation {}: damaged event skipped in replay: {err}", self.conversation);
+                    log::warn!(
+                        "conversation {}: damaged event skipped in replay: {err}",
+                        self.conversation
+                    );
                     continue;
                 }
             };
@@ -188,7 +199,9 @@ impl EventsSession {
             }
         }
         if next > head || sent < REPLAY_CHUNK {
-            self.last_seq = self.last_seq.max(head.min(next.saturating_sub(1)).max(self.last_seq));
+            self.last_seq = self
+                .last_seq
+                .max(head.min(next.saturating_sub(1)).max(self.last_seq));
             if next > head || next == from {
                 self.replay = None;
                 self.last_seq = self.last_seq.max(head);
@@ -196,7 +209,11 @@ impl EventsSession {
             }
         }
         self.replay = Some((next, head));
-        ctx.spawn(YieldOnce(false).into_actor(self).map(|_, act, ctx| act.pump_replay(ctx)));
+        ctx.spawn(
+            YieldOnce(false)
+                .into_actor(self)
+                .map(|_, act, ctx| act.pump_replay(ctx)),
+        );
     }
 
     fn unsubscribe(&mut self) {
@@ -225,7 +242,9 @@ impl EventsSession {
         }
         let value = match parsed {
             Ok(v) => v,
-            Err(e) => return self.send_error(ctx, "ValidationError", &format!("Invalid JSON: {e}")),
+            Err(e) => {
+                return self.send_error(ctx, "ValidationError", &format!("Invalid JSON: {e}"));
+            }
         };
         if value.get("type").and_then(Value::as_str) == Some("auth") {
             return;
@@ -237,14 +256,18 @@ impl EventsSession {
         let Some(addr) = self.addr.clone() else {
             return self.send_error(ctx, "NotReady", "The subscription is not established yet");
         };
-        ctx.spawn(addr.send(SendMessage { message }).into_actor(self).map(|res, act, ctx| {
-            let err = match res {
-                Ok(Ok(())) => return,
-                Ok(Err(e)) => e.to_string(),
-                Err(e) => e.to_string(),
-            };
-            act.send_error(ctx, "ValueError", &err);
-        }));
+        ctx.spawn(
+            addr.send(SendMessage { message })
+                .into_actor(self)
+                .map(|res, act, ctx| {
+                    let err = match res {
+                        Ok(Ok(())) => return,
+                        Ok(Err(e)) => e.to_string(),
+                        Err(e) => e.to_string(),
+                    };
+                    act.send_error(ctx, "ValueError", &err);
+                }),
+        );
     }
 
     fn send_error(&mut self, ctx: &mut ws::WebsocketContext<Self>, code: &str, detail: &str) {
@@ -265,18 +288,34 @@ impl EventsSession {
 /// A client message frame: an SDK `Message` (`content` may be a string);
 /// it is sent with `run = true`.
 fn parse_socket_message(v: &Value) -> Result<SendMessageRequest, String> {
-    let obj = v.as_object().ok_or("1 validation error for Message: input should be an object")?;
+    let obj = v
+        .as_object()
+        .ok_or("1 validation error for Message: input should be an object")?;
     let role = match obj.get("role") {
         Some(Value::String(r)) => r.clone(),
         None => return Err("1 validation error for Message\nrole\n  Field required".into()),
-        Some(_) => return Err("1 validation error for Message\nrole\n  Input should be a valid string".into()),
+        Some(_) => {
+            return Err(
+                "1 validation error for Message\nrole\n  Input should be a valid string".into(),
+            );
+        }
     };
     if role != "user" {
         return Err("Only user messages are allowed to be sent to the agent.".into());
     }
-    let content = parse_content_list(obj.get("content"), &["content".to_string()])
-        .map_err(|e| format!("1 validation error for Message\n{}\n  {}", e.loc.join("."), e.msg))?;
-    Ok(SendMessageRequest { role, content, run: true })
+    let content =
+        parse_content_list(obj.get("content"), &["content".to_string()]).map_err(|e| {
+            format!(
+                "1 validation error for Message\n{}\n  {}",
+                e.loc.join("."),
+                e.msg
+            )
+        })?;
+    Ok(SendMessageRequest {
+        role,
+        content,
+        run: true,
+    })
 }
 
 impl Actor for EventsSession {
@@ -289,7 +328,10 @@ impl Actor for EventsSession {
         let timeout = Duration::from_secs(ws_cfg.client_timeout_seconds);
         ctx.run_interval(hb, move |act, ctx| {
             if act.last_heard.elapsed() > timeout {
-                log::info!("socket for {}: no answer for {timeout:?}; closing", act.conversation);
+                log::info!(
+                    "socket for {}: no answer for {timeout:?}; closing",
+                    act.conversation
+                );
                 ctx.stop();
                 return;
             }
@@ -327,7 +369,10 @@ impl StreamHandler<Frame> for EventsSession {
     fn finished(&mut self, ctx: &mut Self::Context) {
         match self.end.load(Ordering::SeqCst) {
             end::OVERFLOW => {
-                let reason = format!("Subscriber too slow; reconnect with after_seq={}", self.last_seq);
+                let reason = format!(
+                    "Subscriber too slow; reconnect with after_seq={}",
+                    self.last_seq
+                );
                 self.sub_id = None;
                 self.close(ctx, CLOSE_TOO_SLOW, &reason);
             }
@@ -367,7 +412,9 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for EventsSession {
             Ok(ws::Message::Ping(p)) => ctx.pong(&p),
             Ok(ws::Message::Pong(_)) => {}
             Ok(ws::Message::Text(t)) => self.on_client_text(&t, ctx),
-            Ok(ws::Message::Binary(_)) => self.send_error(ctx, "ValidationError", "Binary frames are not supported"),
+            Ok(ws::Message::Binary(_)) => {
+                self.send_error(ctx, "ValidationError", "Binary frames are not supported")
+            }
             Ok(ws::Message::Close(reason)) => {
                 ctx.close(reason);
                 ctx.stop();
@@ -420,7 +467,9 @@ pub async fn connect(
                 Ok(n) => Resend::After(n),
                 Err(_) => return Ok(forbidden()),
             },
-            (None, Some(v)) if matches!(v.to_ascii_lowercase().as_str(), "true" | "1") => Resend::After(0),
+            (None, Some(v)) if matches!(v.to_ascii_lowercase().as_str(), "true" | "1") => {
+                Resend::After(0)
+            }
             _ => Resend::None,
         },
     };

@@ -17,7 +17,9 @@ pub const CLOSE_TRY_AGAIN: u16 = 1013;
 
 /// Registers the socket routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/sockets/events/{conversation_id}").route(web::get().to(events::connect)));
+    cfg.service(
+        web::resource("/sockets/events/{conversation_id}").route(web::get().to(events::connect)),
+    );
 }
 
 /// How a socket presents its key.
@@ -35,17 +37,24 @@ pub enum Presented {
 
 /// Checks the handshake's key: query `session_api_key` first (even when
 /// empty), then the `X-Session-API-Key` header.
-pub fn presented_key(req: &actix_web::HttpRequest, query: &crate::extract::Query, state: &crate::state::AppState) -> Presented {
+pub fn presented_key(
+    req: &actix_web::HttpRequest,
+    query: &crate::extract::Query,
+    state: &crate::state::AppState,
+) -> Presented {
     let access = state.access.get();
     if !access.enabled() {
         return Presented::Open;
     }
-    let key = query.get("session_api_key").map(str::to_string).or_else(|| {
-        req.headers()
-            .get("x-session-api-key")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    });
+    let key = query
+        .get("session_api_key")
+        .map(str::to_string)
+        .or_else(|| {
+            req.headers()
+                .get("x-session-api-key")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        });
     match key {
         Some(k) if access.accepts(&k) => Presented::Valid,
         Some(_) => Presented::Invalid,

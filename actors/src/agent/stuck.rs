@@ -15,7 +15,11 @@ const WINDOW: usize = 20;
 /// A comparable digest of one step: the action and what it produced.
 #[derive(Debug, Clone, PartialEq)]
 enum Step {
-    Pair { action: String, result: String, error: bool },
+    Pair {
+        action: String,
+        result: String,
+        error: bool,
+    },
     AgentMessage,
     Other,
 }
@@ -84,14 +88,20 @@ pub fn is_stuck(events: &[Event]) -> bool {
     let s = steps(recent);
     if s.len() >= 4 {
         let last = &s[s.len() - 4..];
-        if matches!(last[0], Step::Pair { error: false, .. }) && last.iter().all(|x| x == &last[0]) {
+        if matches!(last[0], Step::Pair { error: false, .. }) && last.iter().all(|x| x == &last[0])
+        {
             return true;
         }
     }
     // Same action, each time ending in an error (the error texts may differ).
     if s.len() >= 3 {
         let last = &s[s.len() - 3..];
-        if let Step::Pair { action, error: true, .. } = &last[0] {
+        if let Step::Pair {
+            action,
+            error: true,
+            ..
+        } = &last[0]
+        {
             if last
                 .iter()
                 .all(|x| matches!(x, Step::Pair { action: a, error: true, .. } if a == action))
@@ -109,7 +119,10 @@ pub fn is_stuck(events: &[Event]) -> bool {
         if matches!(a, Step::Pair { .. })
             && matches!(b, Step::Pair { .. })
             && a != b
-            && last.iter().enumerate().all(|(i, x)| x == if i % 2 == 0 { a } else { b })
+            && last
+                .iter()
+                .enumerate()
+                .all(|(i, x)| x == if i % 2 == 0 { a } else { b })
         {
             return true;
         }

@@ -85,7 +85,10 @@ fn json_texts(v: Option<&Value>) -> (String, Vec<String>) {
 
 /// The model's rendering of an observation JSON (any tool).
 pub fn observation_parts(obs: &Value) -> Vec<ContentPart> {
-    let is_error = obs.get("is_error").and_then(Value::as_bool).unwrap_or(false);
+    let is_error = obs
+        .get("is_error")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     let (text, images) = json_texts(obs.get("content"));
     let mut parts = vec![];
     if is_error {
@@ -105,15 +108,28 @@ pub fn observation_parts(obs: &Value) -> Vec<ContentPart> {
 
 fn terminal_text(obs: &Value, output: &str) -> String {
     let meta = obs.get("metadata");
-    let s = |k: &str| meta.and_then(|m| m.get(k)).and_then(Value::as_str).unwrap_or("");
+    let s = |k: &str| {
+        meta.and_then(|m| m.get(k))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    };
     let mut out = format!("{}{}{}", s("prefix"), output, s("suffix"));
-    if let Some(dir) = meta.and_then(|m| m.get("working_dir")).and_then(Value::as_str) {
+    if let Some(dir) = meta
+        .and_then(|m| m.get("working_dir"))
+        .and_then(Value::as_str)
+    {
         out.push_str(&format!("\n[Current working directory: {dir}]"));
     }
-    if let Some(py) = meta.and_then(|m| m.get("py_interpreter_path")).and_then(Value::as_str) {
+    if let Some(py) = meta
+        .and_then(|m| m.get("py_interpreter_path"))
+        .and_then(Value::as_str)
+    {
         out.push_str(&format!("\n[Python interpreter: {py}]"));
     }
-    if let Some(code) = meta.and_then(|m| m.get("exit_code")).and_then(Value::as_i64) {
+    if let Some(code) = meta
+        .and_then(|m| m.get("exit_code"))
+        .and_then(Value::as_i64)
+    {
         if code != -1 {
             out.push_str(&format!("\n[Command finished with exit code {code}]"));
         }
@@ -206,7 +222,9 @@ pub fn build_messages(events: &[Event]) -> Vec<ChatMessage> {
                 };
                 let same_response = open_response.as_deref() == Some(a.llm_response_id.as_str());
                 match out.last_mut() {
-                    Some(last) if same_response && last.role == Role::Assistant => last.tool_calls.push(call),
+                    Some(last) if same_response && last.role == Role::Assistant => {
+                        last.tool_calls.push(call)
+                    }
                     _ => {
                         let mut m = ChatMessage::new(Role::Assistant, content_parts(&a.thought));
                         m.tool_calls = vec![call];
@@ -221,7 +239,8 @@ pub fn build_messages(events: &[Event]) -> Vec<ChatMessage> {
                 if !asked.contains(o.tool_call_id.as_str()) {
                     continue;
                 }
-                let mut m = ChatMessage::new(Role::Tool, clip_parts(observation_parts(&o.observation)));
+                let mut m =
+                    ChatMessage::new(Role::Tool, clip_parts(observation_parts(&o.observation)));
                 m.tool_call_id = Some(o.tool_call_id.clone());
                 m.name = Some(o.tool_name.clone());
                 out.push(m);
@@ -303,7 +322,13 @@ mod tests {
 
     #[test]
     fn groups_calls_and_drops_unanswered() {
-        let events = vec![action("c1", "r1"), action("c2", "r1"), obs("c1"), obs("c2"), action("c3", "r2")];
+        let events = vec![
+            action("c1", "r1"),
+            action("c2", "r1"),
+            obs("c1"),
+            obs("c2"),
+            action("c3", "r2"),
+        ];
         let msgs = build_messages(&events);
         assert_eq!(msgs.len(), 3);
         assert_eq!(msgs[0].tool_calls.len(), 2);

@@ -44,7 +44,11 @@ pub struct ConversationActor {
 
 impl ConversationActor {
     /// An actor for a conversation whose record was just read from the store.
-    pub fn new(record: ConversationRecord, deps: Deps, registry: Option<Addr<ConversationRegistry>>) -> Self {
+    pub fn new(
+        record: ConversationRecord,
+        deps: Deps,
+        registry: Option<Addr<ConversationRegistry>>,
+    ) -> Self {
         ConversationActor {
             id: record.id,
             deps,
@@ -69,7 +73,8 @@ impl ConversationActor {
             return Err(ActorError::NotFound);
         };
         let (record, failures) =
-            ConversationRecord::from_stored(&bytes, self.deps.cipher.as_deref()).map_err(ActorError::Storage)?;
+            ConversationRecord::from_stored(&bytes, self.deps.cipher.as_deref())
+                .map_err(ActorError::Storage)?;
         if !failures.is_empty() {
             log::warn!(
                 "conversation {}: {} stored secret(s) could not be opened (OH_SECRET_KEY changed?); they are unavailable",
@@ -80,7 +85,9 @@ impl ConversationActor {
         self.record = record;
         self.last_seq = store.last_seq(&self.id)?;
         let last_micros = match store.event_at(&self.id, self.last_seq)? {
-            Some(e) => ParsedDateTime::parse(e.timestamp()).map(|t| t.to_micros()).unwrap_or(0),
+            Some(e) => ParsedDateTime::parse(e.timestamp())
+                .map(|t| t.to_micros())
+                .unwrap_or(0),
             None => 0,
         };
         self.clock = MonotonicClock::starting_after(last_micros);
@@ -167,15 +174,29 @@ impl ConversationActor {
         for (i, e) in events.iter().enumerate() {
             let seq = self.last_seq + 1 + i as u64;
             let json = e.to_json();
-            encoded.push(EncodedEvent::new(seq, &e.id, e.source, e.body.kind(), &e.timestamp, &json));
+            encoded.push(EncodedEvent::new(
+                seq,
+                &e.id,
+                e.source,
+                e.body.kind(),
+                &e.timestamp,
+                &json,
+            ));
             frames.push(Frame {
                 seq: Some(seq),
                 text: json.into(),
             });
         }
         let record_bytes = save_record.then(|| self.record.to_stored(self.deps.cipher.as_deref()));
-        if let Err(e) = self.deps.store.append(&self.id, &encoded, record_bytes.as_deref()) {
-            log::error!("conversation {}: append failed, restarting from the store: {e}", self.id);
+        if let Err(e) = self
+            .deps
+            .store
+            .append(&self.id, &encoded, record_bytes.as_deref())
+        {
+            log::error!(
+                "conversation {}: append failed, restarting from the store: {e}",
+                self.id
+            );
             ctx.stop();
             return Err(e.into());
         }
@@ -217,8 +238,11 @@ impl ConversationActor {
         let (tx, rx) = oneshot::channel();
         self.waiters.push((seq, tx));
         Box::pin(async move {
-            rx.await
-                .unwrap_or_else(|_| Err(ActorError::Unavailable("conversation restarted before the write was confirmed".into())))
+            rx.await.unwrap_or_else(|_| {
+                Err(ActorError::Unavailable(
+                    "conversation restarted before the write was confirmed".into(),
+                ))
+            })
         })
     }
 
@@ -240,30 +264,35 @@ impl ConversationActor {
             return;
         }
         let waiting = self.publisher.highest_pending().is_some()
-            || self.waiters.iter().any(|(s, _)| *s > self.publisher.durable());
+            || self
+                .waiters
+                .iter()
+                .any(|(s, _)| *s > self.publisher.durable());
         if !waiting {
             return;
         }
         self.flush_in_flight = true;
         let upto = self.last_seq;
         let store = self.deps.store.clone();
-        ctx.spawn(async move { store.flush().await }.into_actor(self).map(
-            move |res, act, ctx| {
-                act.flush_in_flight = false;
-                match res {
-                    Ok(()) => {
-                        act.publisher.mark_durable(upto);
-                        act.resolve_waiters(Ok(()));
-                        act.kick_flush(ctx);
+        ctx.spawn(
+            async move { store.flush().await }
+                .into_actor(self)
+                .map(move |res, act, ctx| {
+                    act.flush_in_flight = false;
+                    match res {
+                        Ok(()) => {
+                            act.publisher.mark_durable(upto);
+                            act.resolve_waiters(Ok(()));
+                            act.kick_flush(ctx);
+                        }
+                        Err(e) => {
+                            log::error!("conversation {}: flush failed, restarting: {e}", act.id);
+                            act.resolve_waiters(Err(e.into()));
+                            ctx.stop();
+                        }
                     }
-                    Err(e) => {
-                        log::error!("conversation {}: flush failed, restarting: {e}", act.id);
-                        act.resolve_waiters(Err(e.into()));
-                        ctx.stop();
-                    }
-                }
-            },
-        ));
+                }),
+        );
     }
 
     fn schedule_eviction_check(&mut self, ctx: &mut Context<Self>) {
@@ -274,7 +303,12 @@ impl ConversationActor {
         ctx.run_interval(period, move |act, ctx| {
             act.publisher.prune_closed();
             let idle = act.last_activity.elapsed().as_secs() >= secs;
-            if idle && act.publisher.subscriber_count() == 0 && act.run.is_idle() && act.publisher.pending() == 0 && act.waiters.is_empty() {
+            if idle
+                && act.publisher.subscriber_count() == 0
+                && act.run.is_idle()
+                && act.publisher.pending() == 0
+                && act.waiters.is_empty()
+            {
                 log::info!("conversation {}: evicted after {secs}s idle", act.id);
                 Counters::add(&act.deps.counters.evictions, 1);
                 if let Some(reg) = &act.registry {
@@ -311,7 +345,10 @@ impl Actor for ConversationActor {
 impl Supervised for ConversationActor {
     fn restarting(&mut self, _ctx: &mut Context<Self>) {
         if !self.closed {
-            log::warn!("conversation {}: actor restarting; state is rebuilt from the store", self.id);
+            log::warn!(
+                "conversation {}: actor restarting; state is rebuilt from the store",
+                self.id
+            );
             Counters::add(&self.deps.counters.actor_restarts, 1);
         }
         // started() runs again after this and calls boot().
@@ -319,7 +356,11 @@ impl Supervised for ConversationActor {
 }
 
 fn gone_guard(act: &ConversationActor) -> Result<(), ActorError> {
-    if act.gone { Err(ActorError::NotFound) } else { Ok(()) }
+    if act.gone {
+        Err(ActorError::NotFound)
+    } else {
+        Ok(())
+    }
 }
 
 impl Handler<SendMessage> for ConversationActor {
@@ -341,7 +382,10 @@ impl Handler<SendMessage> for ConversationActor {
             events.push(self.system_prompt_event());
             self.record.agent_initialized = true;
         }
-        if matches!(self.record.execution_status, ExecutionStatus::Finished | ExecutionStatus::Stuck) {
+        if matches!(
+            self.record.execution_status,
+            ExecutionStatus::Finished | ExecutionStatus::Stuck
+        ) {
             events.extend(self.set_status(ExecutionStatus::Idle));
         }
         let message = self.user_message_event(msg.message.content);
@@ -387,7 +431,10 @@ impl Handler<Update> for ConversationActor {
 impl ConversationActor {
     /// Like [`Self::when_durable`], but also covers record-only writes (which
     /// carry no new seq) by flushing once.
-    pub(super) fn when_durable_or_flush(&mut self, seq: u64) -> ResponseFuture<Result<(), ActorError>> {
+    pub(super) fn when_durable_or_flush(
+        &mut self,
+        seq: u64,
+    ) -> ResponseFuture<Result<(), ActorError>> {
         if self.deps.config.durability == Durability::Relaxed {
             return Box::pin(async { Ok(()) });
         }
@@ -399,7 +446,10 @@ impl ConversationActor {
     }
 
     /// Saves the record without an event and replies when durable.
-    pub(super) fn save_record(&mut self, ctx: &mut Context<Self>) -> ResponseFuture<Result<(), ActorError>> {
+    pub(super) fn save_record(
+        &mut self,
+        ctx: &mut Context<Self>,
+    ) -> ResponseFuture<Result<(), ActorError>> {
         match self.append(ctx, vec![], true) {
             Ok(seq) => self.when_durable_or_flush(seq),
             Err(e) => Box::pin(async move { Err(e) }),
@@ -487,7 +537,14 @@ impl Handler<Close> for ConversationActor {
     type Result = ();
 
     fn handle(&mut self, msg: Close, ctx: &mut Context<Self>) {
-        self.close(ctx, if msg.delete { end::DELETED } else { end::SHUTDOWN });
+        self.close(
+            ctx,
+            if msg.delete {
+                end::DELETED
+            } else {
+                end::SHUTDOWN
+            },
+        );
     }
 }
 
@@ -500,7 +557,10 @@ impl Handler<InjectFault> for ConversationActor {
         }
         match msg.kind.as_str() {
             "stop" => {
-                log::warn!("conversation {}: injected fault: stopping the actor", self.id);
+                log::warn!(
+                    "conversation {}: injected fault: stopping the actor",
+                    self.id
+                );
                 ctx.stop();
                 Ok(())
             }
@@ -510,7 +570,9 @@ impl Handler<InjectFault> for ConversationActor {
                 // mailbox died without a supervised restart.
                 std::panic::panic_any("injected fault");
             }
-            other => Err(ActorError::BadRequest(format!("unknown fault kind '{other}'; use 'stop' or 'panic'"))),
+            other => Err(ActorError::BadRequest(format!(
+                "unknown fault kind '{other}'; use 'stop' or 'panic'"
+            ))),
         }
     }
 }

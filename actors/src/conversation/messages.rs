@@ -12,7 +12,9 @@ use super::ActorError;
 use super::actor::ConversationActor;
 use super::publisher::Frame;
 use crate::ids::Uuid;
-use crate::model::conversation::{SendMessageRequest, StartConversationRequest, UpdateConversationRequest};
+use crate::model::conversation::{
+    SendMessageRequest, StartConversationRequest, UpdateConversationRequest,
+};
 
 /// Appends a user message (and starts a run when `message.run`).
 #[derive(Message, Clone)]

@@ -120,7 +120,9 @@ impl std::fmt::Display for ActorError {
             ActorError::NotFound => f.write_str("conversation not found"),
             ActorError::Conflict(m) | ActorError::BadRequest(m) => f.write_str(m),
             ActorError::Invalid(e) => write!(f, "{}: {}", e.loc.join("."), e.msg),
-            ActorError::TooManySubscribers => f.write_str("Too many connections for this conversation"),
+            ActorError::TooManySubscribers => {
+                f.write_str("Too many connections for this conversation")
+            }
             ActorError::Unavailable(m) => write!(f, "conversation unavailable: {m}"),
             ActorError::Storage(m) => write!(f, "storage error: {m}"),
             ActorError::Upstream(m) => write!(f, "upstream error: {m}"),

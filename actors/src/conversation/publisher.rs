@@ -118,14 +118,15 @@ impl Publisher {
     }
 
     fn broadcast(&mut self, frame: &Frame) {
-        self.subscribers.retain(|s| match s.tx.try_send(frame.clone()) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                s.end.store(end::OVERFLOW, Ordering::SeqCst);
-                false
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
-        });
+        self.subscribers
+            .retain(|s| match s.tx.try_send(frame.clone()) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    s.end.store(end::OVERFLOW, Ordering::SeqCst);
+                    false
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            });
     }
 
     /// Number of live subscribers.

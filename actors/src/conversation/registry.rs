@@ -40,7 +40,11 @@ impl ConversationRegistry {
         }
     }
 
-    fn spawn(&mut self, record: ConversationRecord, ctx: &mut Context<Self>) -> Addr<ConversationActor> {
+    fn spawn(
+        &mut self,
+        record: ConversationRecord,
+        ctx: &mut Context<Self>,
+    ) -> Addr<ConversationActor> {
         let id = record.id;
         let deps = self.deps.clone();
         let me = ctx.address();
@@ -49,7 +53,9 @@ impl ConversationRegistry {
         } else {
             let arb = &self.arbiters[self.next_arbiter % self.arbiters.len()];
             self.next_arbiter = self.next_arbiter.wrapping_add(1);
-            Supervisor::start_in_arbiter(arb, move |_| ConversationActor::new(record, deps, Some(me)))
+            Supervisor::start_in_arbiter(arb, move |_| {
+                ConversationActor::new(record, deps, Some(me))
+            })
         };
         self.actors.insert(id, addr.clone());
         addr
@@ -59,14 +65,20 @@ impl ConversationRegistry {
         match self.deps.store.get_record(id)? {
             Some(bytes) => {
                 // The actor opens the secrets itself; the registry only needs the shape.
-                let (record, _) = ConversationRecord::from_stored(&bytes, None).map_err(ActorError::Storage)?;
+                let (record, _) =
+                    ConversationRecord::from_stored(&bytes, None).map_err(ActorError::Storage)?;
                 Ok(Some(record))
             }
             None => Ok(None),
         }
     }
 
-    fn lookup(&mut self, id: Uuid, dead: bool, ctx: &mut Context<Self>) -> Result<Option<Addr<ConversationActor>>, ActorError> {
+    fn lookup(
+        &mut self,
+        id: Uuid,
+        dead: bool,
+        ctx: &mut Context<Self>,
+    ) -> Result<Option<Addr<ConversationActor>>, ActorError> {
         if self.deleting.contains(&id) {
             return Ok(None);
         }
@@ -144,7 +156,9 @@ impl Handler<Create> for ConversationRegistry {
             )))));
         }
         match self.load_record(&id) {
-            Ok(Some(existing)) => return Box::pin(fut::ready(Ok((existing.info_value(false), false)))),
+            Ok(Some(existing)) => {
+                return Box::pin(fut::ready(Ok((existing.info_value(false), false))));
+            }
             Ok(None) => {}
             Err(e) => return Box::pin(fut::ready(Err(e))),
         }
@@ -171,7 +185,8 @@ impl Handler<Create> for ConversationRegistry {
                     addr.send(SendMessage { message }).await??;
                 }
                 let bytes = store.get_record(&id)?.ok_or(ActorError::NotFound)?;
-                let (record, _) = ConversationRecord::from_stored(&bytes, None).map_err(ActorError::Storage)?;
+                let (record, _) =
+                    ConversationRecord::from_stored(&bytes, None).map_err(ActorError::Storage)?;
                 Ok((record.info_value(false), true))
             }
             .into_actor(self),
@@ -267,7 +282,10 @@ impl Handler<RecoverRunning> for ConversationRegistry {
         }
         let n = running.len();
         for record in running {
-            log::info!("conversation {}: was running when the server stopped; recovering", record.id);
+            log::info!(
+                "conversation {}: was running when the server stopped; recovering",
+                record.id
+            );
             self.spawn(record, ctx);
         }
         Ok(n)

@@ -18,15 +18,15 @@ use actix::prelude::*;
 use serde_json::{Value, json};
 use tokio::sync::OwnedSemaphorePermit;
 
+use super::ActorError;
 use super::actor::ConversationActor;
 use super::messages::*;
-use super::ActorError;
 use crate::agent::{stuck, view};
 use crate::llm::{self, ChatMessage, LlmConfig, LlmError, ToolSpec};
 use crate::metrics::Counters;
 use crate::model::conversation::ExecutionStatus;
-use crate::model::event::*;
 use crate::model::event::Message;
+use crate::model::event::*;
 use crate::model::llm::Llm;
 use crate::model::stats::CallUsage;
 use crate::tools::catalog::{self, ParsedCall};
@@ -150,7 +150,11 @@ impl ConversationActor {
         };
         let names = self.tool_names();
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        let tools = catalog::tool_definitions(&refs, &self.record.workspace.working_dir, vision(&agent.llm));
+        let tools = catalog::tool_definitions(
+            &refs,
+            &self.record.workspace.working_dir,
+            vision(&agent.llm),
+        );
         self.new_event(
             Source::Agent,
             EventBody::SystemPrompt(SystemPromptEvent {
@@ -220,7 +224,9 @@ impl ConversationActor {
                 .into_actor(self)
                 .map(move |res, act, ctx| {
                     let title = match res {
-                        Ok(r) if !r.content.trim().is_empty() => truncate_title(r.content.trim().trim_matches('"')),
+                        Ok(r) if !r.content.trim().is_empty() => {
+                            truncate_title(r.content.trim().trim_matches('"'))
+                        }
                         _ => fallback,
                     };
                     act.set_title(ctx, title);
@@ -241,10 +247,16 @@ impl ConversationActor {
         if self.run.view.is_none() {
             let mut events = vec![];
             for item in self.deps.store.events_from(&self.id, 1, false) {
-                match item.map_err(|e| e.to_string()).and_then(|e| Event::from_json(e.json())) {
+                match item
+                    .map_err(|e| e.to_string())
+                    .and_then(|e| Event::from_json(e.json()))
+                {
                     Ok(e) if view::is_llm_event(&e) => events.push(e),
                     Ok(_) => {}
-                    Err(e) => log::warn!("conversation {}: event skipped in the agent's view: {e}", self.id),
+                    Err(e) => log::warn!(
+                        "conversation {}: event skipped in the agent's view: {e}",
+                        self.id
+                    ),
                 }
             }
             self.run.view = Some(events);
@@ -267,20 +279,26 @@ impl ConversationActor {
         events
             .iter()
             .filter_map(|e| match &e.body {
-                EventBody::Action(a) if !answered.contains(a.tool_call_id.as_str()) => Some(PendingAction {
-                    action_id: e.id.clone(),
-                    tool_name: a.tool_name.clone(),
-                    tool_call_id: a.tool_call_id.clone(),
-                    action: a.action.clone(),
-                    error: None,
-                }),
+                EventBody::Action(a) if !answered.contains(a.tool_call_id.as_str()) => {
+                    Some(PendingAction {
+                        action_id: e.id.clone(),
+                        tool_name: a.tool_name.clone(),
+                        tool_call_id: a.tool_call_id.clone(),
+                        action: a.action.clone(),
+                        error: None,
+                    })
+                }
                 _ => None,
             })
             .collect()
     }
 
     /// Starts a run, or (when one is active) remembers to run again after it.
-    pub(super) fn request_run(&mut self, ctx: &mut Context<Self>, from_message: bool) -> Result<(), ActorError> {
+    pub(super) fn request_run(
+        &mut self,
+        ctx: &mut Context<Self>,
+        from_message: bool,
+    ) -> Result<(), ActorError> {
         if self.run.active {
             if from_message {
                 self.run.rerun = true;
@@ -321,29 +339,41 @@ impl ConversationActor {
             Err(_) => {
                 log::info!("conversation {}: waiting for a run slot", self.id);
                 Counters::add(&self.deps.counters.runs_waiting, 1);
-                self.record.agent_state.insert("run_queue".into(), json!("waiting_for_slot"));
-                let ev = self.state_event("agent_state", Value::Object(self.record.agent_state.clone()));
+                self.record
+                    .agent_state
+                    .insert("run_queue".into(), json!("waiting_for_slot"));
+                let ev = self.state_event(
+                    "agent_state",
+                    Value::Object(self.record.agent_state.clone()),
+                );
                 let _ = self.append(ctx, vec![ev], true);
                 let slots = self.deps.run_slots.clone();
-                let handle = ctx.spawn(async move { slots.acquire_owned().await.ok() }.into_actor(self).map(
-                    move |permit, act, ctx| {
-                        Counters::sub(&act.deps.counters.runs_waiting, 1);
-                        if act.run.generation != generation || !act.run.active {
-                            return;
-                        }
-                        act.record.agent_state.shift_remove("run_queue");
-                        let ev = act.state_event("agent_state", Value::Object(act.record.agent_state.clone()));
-                        let _ = act.append(ctx, vec![ev], true);
-                        match permit {
-                            Some(p) => {
-                                act.run.permit = Some(p);
-                                Counters::add(&act.deps.counters.runs_active, 1);
-                                act.step(ctx);
+                let handle = ctx.spawn(
+                    async move { slots.acquire_owned().await.ok() }
+                        .into_actor(self)
+                        .map(move |permit, act, ctx| {
+                            Counters::sub(&act.deps.counters.runs_waiting, 1);
+                            if act.run.generation != generation || !act.run.active {
+                                return;
                             }
-                            None => act.fail_run(ctx, "RuntimeError", "run admission closed".into()),
-                        }
-                    },
-                ));
+                            act.record.agent_state.shift_remove("run_queue");
+                            let ev = act.state_event(
+                                "agent_state",
+                                Value::Object(act.record.agent_state.clone()),
+                            );
+                            let _ = act.append(ctx, vec![ev], true);
+                            match permit {
+                                Some(p) => {
+                                    act.run.permit = Some(p);
+                                    Counters::add(&act.deps.counters.runs_active, 1);
+                                    act.step(ctx);
+                                }
+                                None => {
+                                    act.fail_run(ctx, "RuntimeError", "run admission closed".into())
+                                }
+                            }
+                        }),
+                );
                 self.run.handle = Some(handle);
             }
         }
@@ -355,7 +385,10 @@ impl ConversationActor {
             return;
         }
         match self.record.execution_status {
-            ExecutionStatus::Paused | ExecutionStatus::Stuck | ExecutionStatus::Finished | ExecutionStatus::Error => {
+            ExecutionStatus::Paused
+            | ExecutionStatus::Stuck
+            | ExecutionStatus::Finished
+            | ExecutionStatus::Error => {
                 return self.end_run(ctx);
             }
             ExecutionStatus::WaitingForConfirmation | ExecutionStatus::Idle => {
@@ -380,7 +413,10 @@ impl ConversationActor {
             return self.end_run(ctx);
         }
         if self.run.iterations >= self.record.max_iterations {
-            let detail = format!("Agent reached maximum iterations limit ({}).", self.record.max_iterations);
+            let detail = format!(
+                "Agent reached maximum iterations limit ({}).",
+                self.record.max_iterations
+            );
             return self.fail_run(ctx, "MaxIterationsReached", detail);
         }
         self.run.iterations += 1;
@@ -390,15 +426,18 @@ impl ConversationActor {
         };
         let names = self.tool_names();
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        let tools: Vec<ToolSpec> =
-            catalog::tool_specs(&refs, &self.record.workspace.working_dir, vision(&self.record.agent.llm))
-                .into_iter()
-                .map(|t| ToolSpec {
-                    name: t.name,
-                    description: t.description,
-                    parameters: t.parameters,
-                })
-                .collect();
+        let tools: Vec<ToolSpec> = catalog::tool_specs(
+            &refs,
+            &self.record.workspace.working_dir,
+            vision(&self.record.agent.llm),
+        )
+        .into_iter()
+        .map(|t| ToolSpec {
+            name: t.name,
+            description: t.description,
+            parameters: t.parameters,
+        })
+        .collect();
         let messages = view::build_messages(self.view_events());
         self.run.llm_saw_upto = self.last_seq;
         let http = self.deps.http.clone();
@@ -473,7 +512,12 @@ impl ConversationActor {
                     vec![]
                 };
                 let (tool_name, action, arguments, risk, summary, error) =
-                    match catalog::parse_tool_call_with_analyzer(&available, &call.name, &call.arguments, analyzer) {
+                    match catalog::parse_tool_call_with_analyzer(
+                        &available,
+                        &call.name,
+                        &call.arguments,
+                        analyzer,
+                    ) {
                         ParsedCall::Ok {
                             tool_name,
                             action,
@@ -481,27 +525,57 @@ impl ConversationActor {
                             event_security_risk,
                             summary,
                             ..
-                        } => (tool_name, Some(action), normalized_arguments, event_security_risk, Some(summary), None),
+                        } => (
+                            tool_name,
+                            Some(action),
+                            normalized_arguments,
+                            event_security_risk,
+                            Some(summary),
+                            None,
+                        ),
                         ParsedCall::Err {
                             tool_name,
                             arguments,
                             message,
-                        } => (tool_name, None, arguments, "UNKNOWN".to_string(), None, Some(message)),
+                        } => (
+                            tool_name,
+                            None,
+                            arguments,
+                            "UNKNOWN".to_string(),
+                            None,
+                            Some(message),
+                        ),
                     };
                 let ev = self.new_event(
                     Source::Agent,
                     EventBody::Action(ActionEvent {
                         thought,
-                        reasoning_content: if first { r.reasoning_content.clone() } else { None },
-                        thinking_blocks: if first { r.thinking_blocks.clone() } else { vec![] },
+                        reasoning_content: if first {
+                            r.reasoning_content.clone()
+                        } else {
+                            None
+                        },
+                        thinking_blocks: if first {
+                            r.thinking_blocks.clone()
+                        } else {
+                            vec![]
+                        },
                         responses_reasoning_item: None,
                         action: action.clone(),
-                        tool_name: if error.is_some() { call.name.clone() } else { tool_name.clone() },
+                        tool_name: if error.is_some() {
+                            call.name.clone()
+                        } else {
+                            tool_name.clone()
+                        },
                         tool_call_id: call.id.clone(),
                         tool_call: MessageToolCall {
                             id: call.id.clone(),
                             responses_item_id: None,
-                            name: if error.is_some() { call.name.clone() } else { tool_name.clone() },
+                            name: if error.is_some() {
+                                call.name.clone()
+                            } else {
+                                tool_name.clone()
+                            },
                             arguments,
                             origin: "completion".into(),
                         },
@@ -534,7 +608,14 @@ impl ConversationActor {
             return self.execute_next(ctx);
         }
         let text = r.content.trim().to_string();
-        let mut reply = Message::new("assistant", if text.is_empty() { vec![] } else { vec![Content::text(r.content.clone())] });
+        let mut reply = Message::new(
+            "assistant",
+            if text.is_empty() {
+                vec![]
+            } else {
+                vec![Content::text(r.content.clone())]
+            },
+        );
         reply.reasoning_content = r.reasoning_content.clone();
         reply.thinking_blocks = r.thinking_blocks.clone();
         let agent_msg = self.new_event(
@@ -573,8 +654,14 @@ impl ConversationActor {
         match policy.get("kind").and_then(Value::as_str) {
             Some("AlwaysConfirm") => executable.count() > 0,
             Some("ConfirmRisky") => {
-                let threshold = policy.get("threshold").and_then(Value::as_str).unwrap_or("HIGH");
-                let confirm_unknown = policy.get("confirm_unknown").and_then(Value::as_bool).unwrap_or(true);
+                let threshold = policy
+                    .get("threshold")
+                    .and_then(Value::as_str)
+                    .unwrap_or("HIGH");
+                let confirm_unknown = policy
+                    .get("confirm_unknown")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(true);
                 let rank = |r: &str| match r {
                     "LOW" => 1,
                     "MEDIUM" => 2,
@@ -585,7 +672,9 @@ impl ConversationActor {
                     .view_events_ref()
                     .iter()
                     .filter_map(|e| match &e.body {
-                        EventBody::Action(a) if actions.iter().any(|p| p.tool_call_id == a.tool_call_id) => {
+                        EventBody::Action(a)
+                            if actions.iter().any(|p| p.tool_call_id == a.tool_call_id) =>
+                        {
                             Some(a.security_risk.clone())
                         }
                         _ => None,
@@ -617,20 +706,29 @@ impl ConversationActor {
         };
         let generation = self.run.generation;
         let Some(action) = p.action.clone() else {
-            let message = p.error.clone().unwrap_or_else(|| {
-                format!("Tool '{}' could not be validated", p.tool_name)
-            });
+            let message = p
+                .error
+                .clone()
+                .unwrap_or_else(|| format!("Tool '{}' could not be validated", p.tool_name));
             return self.finish_action(ctx, &p, Err(message));
         };
         match p.tool_name.as_str() {
             "finish" => {
-                let msg = action.get("message").and_then(Value::as_str).unwrap_or("").to_string();
+                let msg = action
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
                 self.finish_action(ctx, &p, Ok(catalog::finish_observation(&msg)));
             }
             "think" => self.finish_action(ctx, &p, Ok(catalog::think_observation())),
             "task_tracker" => {
                 let dir = PathBuf::from(&self.record.persistence_dir);
-                let tracker = self.run.tools.tracker.get_or_insert_with(|| TaskTracker::new(Some(&dir)));
+                let tracker = self
+                    .run
+                    .tools
+                    .tracker
+                    .get_or_insert_with(|| TaskTracker::new(Some(&dir)));
                 let obs = tracker.execute(&action).to_json();
                 self.finish_action(ctx, &p, Ok(obs));
             }
@@ -655,7 +753,11 @@ impl ConversationActor {
                         }
                         Err(e) => {
                             if act.run.generation == generation && act.run.active {
-                                act.finish_action(ctx, &p, Err(format!("Error executing tool 'file_editor': {e}")));
+                                act.finish_action(
+                                    ctx,
+                                    &p,
+                                    Err(format!("Error executing tool 'file_editor': {e}")),
+                                );
                             }
                         }
                     }),
@@ -679,7 +781,9 @@ impl ConversationActor {
                         let outcome = match res {
                             Ok(Ok(obs)) => Ok(obs.to_json()),
                             Ok(Err(e)) => Err(format!("Error executing tool 'terminal': {e}")),
-                            Err(e) => Err(format!("Error executing tool 'terminal': the terminal stopped ({e})")),
+                            Err(e) => Err(format!(
+                                "Error executing tool 'terminal': the terminal stopped ({e})"
+                            )),
                         };
                         act.finish_action(ctx, &p, outcome);
                     }),
@@ -700,15 +804,22 @@ impl ConversationActor {
             }
         }
         let mut cfg = TerminalConfig::new(self.working_dir());
-        cfg.no_change_timeout = Duration::from_secs(self.deps.config.terminal_no_change_timeout_secs.max(1));
-        cfg.full_output_save_dir = Some(PathBuf::from(&self.record.persistence_dir).join("observations"));
+        cfg.no_change_timeout =
+            Duration::from_secs(self.deps.config.terminal_no_change_timeout_secs.max(1));
+        cfg.full_output_save_dir =
+            Some(PathBuf::from(&self.record.persistence_dir).join("observations"));
         let addr = Supervisor::start(move |_| TerminalSession::new(cfg));
         self.run.tools.terminal = Some(addr.clone());
         addr
     }
 
     /// Appends the result of one action and continues.
-    fn finish_action(&mut self, ctx: &mut Context<Self>, p: &PendingAction, outcome: Result<Value, String>) {
+    fn finish_action(
+        &mut self,
+        ctx: &mut Context<Self>,
+        p: &PendingAction,
+        outcome: Result<Value, String>,
+    ) {
         self.run.handle = None;
         let ev = match outcome {
             Ok(observation) => self.new_event(
@@ -857,7 +968,10 @@ impl ConversationActor {
         events.push(explain);
         events.extend(self.set_status(ExecutionStatus::Error));
         if let Err(e) = self.append(ctx, events, true) {
-            log::error!("conversation {}: could not record the interrupted run: {e}", self.id);
+            log::error!(
+                "conversation {}: could not record the interrupted run: {e}",
+                self.id
+            );
         }
     }
 }
@@ -875,7 +989,11 @@ fn truncate_chars(s: &str, n: usize) -> String {
 }
 
 fn truncate_title(s: &str) -> String {
-    let line = s.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+    let line = s
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
     if line.chars().count() <= 50 {
         line.to_string()
     } else {
@@ -884,12 +1002,17 @@ fn truncate_title(s: &str) -> String {
 }
 
 /// Plaintext values of the conversation's secrets (lookup secrets fetched).
-async fn resolve_secrets(http: &reqwest::Client, sources: &serde_json::Map<String, Value>) -> Vec<(String, String)> {
+async fn resolve_secrets(
+    http: &reqwest::Client,
+    sources: &serde_json::Map<String, Value>,
+) -> Vec<(String, String)> {
     let mut out = vec![];
     for (name, src) in sources {
         match src.get("kind").and_then(Value::as_str) {
             Some("LookupSecret") => {
-                let Some(url) = src.get("url").and_then(Value::as_str) else { continue };
+                let Some(url) = src.get("url").and_then(Value::as_str) else {
+                    continue;
+                };
                 let mut req = http.get(url).timeout(Duration::from_secs(10));
                 if let Some(Value::Object(h)) = src.get("headers") {
                     for (k, v) in h {
@@ -936,10 +1059,16 @@ impl Handler<Pause> for ConversationActor {
         if self.gone {
             return Box::pin(async { Err(ActorError::NotFound) });
         }
-        if !matches!(self.record.execution_status, ExecutionStatus::Idle | ExecutionStatus::Running) {
+        if !matches!(
+            self.record.execution_status,
+            ExecutionStatus::Idle | ExecutionStatus::Running
+        ) {
             return Box::pin(async { Ok(()) });
         }
-        let mut events: Vec<Event> = self.set_status(ExecutionStatus::Paused).into_iter().collect();
+        let mut events: Vec<Event> = self
+            .set_status(ExecutionStatus::Paused)
+            .into_iter()
+            .collect();
         events.push(self.new_event(Source::User, EventBody::Pause));
         let seq = match self.append(ctx, events, true) {
             Ok(s) => s,
@@ -960,9 +1089,18 @@ impl Handler<Interrupt> for ConversationActor {
         if self.gone {
             return Box::pin(async { Err(ActorError::NotFound) });
         }
-        let mut events = if self.run.active { self.cancel_step(ctx, INTERRUPTED) } else { vec![] };
+        let mut events = if self.run.active {
+            self.cancel_step(ctx, INTERRUPTED)
+        } else {
+            vec![]
+        };
         let was_active = self.run.active;
-        if was_active || matches!(self.record.execution_status, ExecutionStatus::Idle | ExecutionStatus::Running) {
+        if was_active
+            || matches!(
+                self.record.execution_status,
+                ExecutionStatus::Idle | ExecutionStatus::Running
+            )
+        {
             events.extend(self.set_status(ExecutionStatus::Paused));
             events.push(self.new_event(Source::User, EventBody::Interrupt));
         }

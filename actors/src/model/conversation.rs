@@ -145,7 +145,11 @@ impl SendMessageRequest {
     /// Parses the body; unknown top-level keys are ignored, content items are strict.
     pub fn from_value(v: &Value, prefix: &[&str]) -> Result<SendMessageRequest, FieldError> {
         let loc = |rest: &[&str]| -> Vec<String> {
-            prefix.iter().chain(rest.iter()).map(|s| s.to_string()).collect()
+            prefix
+                .iter()
+                .chain(rest.iter())
+                .map(|s| s.to_string())
+                .collect()
         };
         let obj = v.as_object().ok_or_else(|| FieldError {
             loc: loc(&[]),
@@ -154,7 +158,11 @@ impl SendMessageRequest {
         })?;
         let role = match obj.get("role") {
             None | Some(Value::Null) => "user".to_string(),
-            Some(Value::String(r)) if ["user", "system", "assistant", "tool"].contains(&r.as_str()) => r.clone(),
+            Some(Value::String(r))
+                if ["user", "system", "assistant", "tool"].contains(&r.as_str()) =>
+            {
+                r.clone()
+            }
             Some(_) => {
                 return Err(FieldError {
                     loc: loc(&["role"]),
@@ -250,7 +258,9 @@ pub fn parse_secret_source(v: &Value) -> Result<Value, String> {
                         Some(Value::Object(h)) if h.values().all(Value::is_string) => h.clone(),
                         Some(_) => return Err("headers should map names to strings".into()),
                     };
-                    Ok(json!({"description": description, "url": url, "headers": headers, "kind": "LookupSecret"}))
+                    Ok(
+                        json!({"description": description, "url": url, "headers": headers, "kind": "LookupSecret"}),
+                    )
                 }
                 other => Err(format!(
                     "Unknown kind '{other}' for SecretSource; expected 'StaticSecret' or 'LookupSecret'"
@@ -264,10 +274,18 @@ pub fn parse_secret_source(v: &Value) -> Result<Value, String> {
 /// Validates tags: keys `^[a-z0-9]+$`, values at most 256 characters.
 pub fn validate_tags(v: &Value, loc: &[&str]) -> Result<Map<String, Value>, FieldError> {
     let Value::Object(m) = v else {
-        return Err(FieldError::new(loc, "Input should be a valid dictionary", "dict_type"));
+        return Err(FieldError::new(
+            loc,
+            "Input should be a valid dictionary",
+            "dict_type",
+        ));
     };
     for (k, val) in m {
-        if k.is_empty() || !k.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()) {
+        if k.is_empty()
+            || !k
+                .bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        {
             return Err(FieldError::new(
                 loc,
                 format!("Tag key '{k}' must contain only lowercase letters and digits"),
@@ -304,7 +322,9 @@ pub fn parse_confirmation_policy(v: &Value) -> Result<Value, String> {
         Some("ConfirmRisky") => {
             let threshold = match obj.get("threshold") {
                 None | Some(Value::Null) => "HIGH",
-                Some(Value::String(t)) if ["LOW", "MEDIUM", "HIGH"].contains(&t.as_str()) => t.as_str(),
+                Some(Value::String(t)) if ["LOW", "MEDIUM", "HIGH"].contains(&t.as_str()) => {
+                    t.as_str()
+                }
                 Some(_) => return Err("threshold must be 'LOW', 'MEDIUM' or 'HIGH'".into()),
             };
             let confirm_unknown = match obj.get("confirm_unknown") {
@@ -312,7 +332,9 @@ pub fn parse_confirmation_policy(v: &Value) -> Result<Value, String> {
                 Some(Value::Bool(b)) => *b,
                 Some(_) => return Err("confirm_unknown must be a boolean".into()),
             };
-            Ok(json!({"threshold": threshold, "confirm_unknown": confirm_unknown, "kind": "ConfirmRisky"}))
+            Ok(
+                json!({"threshold": threshold, "confirm_unknown": confirm_unknown, "kind": "ConfirmRisky"}),
+            )
         }
         Some(other) => Err(format!(
             "Unknown kind '{other}' for ConfirmationPolicyBase; expected 'NeverConfirm', 'AlwaysConfirm' or 'ConfirmRisky'"
@@ -396,7 +418,11 @@ fn opt_bool(obj: &Map<String, Value>, key: &str, default: bool) -> Result<bool, 
     match obj.get(key) {
         None | Some(Value::Null) => Ok(default),
         Some(Value::Bool(b)) => Ok(*b),
-        Some(_) => Err(FieldError::new(&[key], "Input should be a valid boolean", "bool_type")),
+        Some(_) => Err(FieldError::new(
+            &[key],
+            "Input should be a valid boolean",
+            "bool_type",
+        )),
     }
 }
 
@@ -404,7 +430,11 @@ fn opt_string(obj: &Map<String, Value>, key: &str) -> Result<Option<String>, Fie
     match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(FieldError::new(&[key], "Input should be a valid string", "string_type")),
+        Some(_) => Err(FieldError::new(
+            &[key],
+            "Input should be a valid string",
+            "string_type",
+        )),
     }
 }
 
@@ -416,7 +446,11 @@ impl StartConversationRequest {
         agent_from_settings: &dyn Fn(&Value) -> Result<Value, String>,
     ) -> Result<StartConversationRequest, FieldError> {
         let obj = body.as_object().ok_or_else(|| {
-            FieldError::new(&[], "Input should be a valid dictionary or object", "model_type")
+            FieldError::new(
+                &[],
+                "Input should be a valid dictionary or object",
+                "model_type",
+            )
         })?;
         let workspace = match obj.get("workspace") {
             None | Some(Value::Null) => {
@@ -435,7 +469,10 @@ impl StartConversationRequest {
                 if ws.kind != "LocalWorkspace" {
                     return Err(FieldError::new(
                         &["workspace", "kind"],
-                        format!("Unsupported workspace kind '{}'; this server runs LocalWorkspace", ws.kind),
+                        format!(
+                            "Unsupported workspace kind '{}'; this server runs LocalWorkspace",
+                            ws.kind
+                        ),
                         "value_error",
                     ));
                 }
@@ -461,14 +498,23 @@ impl StartConversationRequest {
                 ));
             }
         };
-        let agent = Agent::from_input(agent_input).map_err(|e| FieldError::from_agent("agent", e))?;
+        let agent =
+            Agent::from_input(agent_input).map_err(|e| FieldError::from_agent("agent", e))?;
         let conversation_id = match obj.get("conversation_id") {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(Uuid::parse(s).ok_or_else(|| {
-                FieldError::new(&["conversation_id"], "Input should be a valid UUID", "uuid_parsing")
+                FieldError::new(
+                    &["conversation_id"],
+                    "Input should be a valid UUID",
+                    "uuid_parsing",
+                )
             })?),
             Some(_) => {
-                return Err(FieldError::new(&["conversation_id"], "UUID input should be a string", "uuid_type"));
+                return Err(FieldError::new(
+                    &["conversation_id"],
+                    "UUID input should be a string",
+                    "uuid_type",
+                ));
             }
         };
         let confirmation_policy = match obj.get("confirmation_policy") {
@@ -509,7 +555,13 @@ impl StartConversationRequest {
                     secrets.insert(name.clone(), src);
                 }
             }
-            Some(_) => return Err(FieldError::new(&["secrets"], "Input should be a valid dictionary", "dict_type")),
+            Some(_) => {
+                return Err(FieldError::new(
+                    &["secrets"],
+                    "Input should be a valid dictionary",
+                    "dict_type",
+                ));
+            }
         }
         let tags = match obj.get("tags") {
             None | Some(Value::Null) => Map::new(),
@@ -519,14 +571,22 @@ impl StartConversationRequest {
             match obj.get(key) {
                 None | Some(Value::Null) => Ok(Map::new()),
                 Some(Value::Object(m)) => Ok(m.clone()),
-                Some(_) => Err(FieldError::new(&[key], "Input should be a valid dictionary", "dict_type")),
+                Some(_) => Err(FieldError::new(
+                    &[key],
+                    "Input should be a valid dictionary",
+                    "dict_type",
+                )),
             }
         };
         let agent_definitions = match obj.get("agent_definitions") {
             None | Some(Value::Null) => vec![],
             Some(Value::Array(a)) => a.clone(),
             Some(_) => {
-                return Err(FieldError::new(&["agent_definitions"], "Input should be a valid list", "list_type"));
+                return Err(FieldError::new(
+                    &["agent_definitions"],
+                    "Input should be a valid list",
+                    "list_type",
+                ));
             }
         };
         Ok(StartConversationRequest {
@@ -549,7 +609,10 @@ impl StartConversationRequest {
             user_id: opt_string(obj, "user_id")?,
             autotitle: opt_bool(obj, "autotitle", true)?,
             title_llm_profile: opt_string(obj, "title_llm_profile")?,
-            stuck_detection_thresholds: obj.get("stuck_detection_thresholds").cloned().unwrap_or(Value::Null),
+            stuck_detection_thresholds: obj
+                .get("stuck_detection_thresholds")
+                .cloned()
+                .unwrap_or(Value::Null),
         })
     }
 }
@@ -635,12 +698,20 @@ pub struct ConversationRecord {
 
 impl ConversationRecord {
     /// A new record from a validated request.
-    pub fn new(id: Uuid, req: StartConversationRequest, conversations_path: &str) -> ConversationRecord {
+    pub fn new(
+        id: Uuid,
+        req: StartConversationRequest,
+        conversations_path: &str,
+    ) -> ConversationRecord {
         let now = crate::time::now_utc();
         ConversationRecord {
             id,
             workspace: req.workspace,
-            persistence_dir: format!("{}/{}", conversations_path.trim_end_matches('/'), id.simple()),
+            persistence_dir: format!(
+                "{}/{}",
+                conversations_path.trim_end_matches('/'),
+                id.simple()
+            ),
             max_iterations: req.max_iterations,
             stuck_detection: req.stuck_detection,
             execution_status: ExecutionStatus::Idle,
@@ -780,7 +851,10 @@ impl ConversationRecord {
 
     /// Reads the storage form. Secrets that cannot be opened become `null`
     /// and are listed in the second value.
-    pub fn from_stored(bytes: &[u8], cipher: Option<&Cipher>) -> Result<(ConversationRecord, Vec<String>), String> {
+    pub fn from_stored(
+        bytes: &[u8],
+        cipher: Option<&Cipher>,
+    ) -> Result<(ConversationRecord, Vec<String>), String> {
         let mut v: Value = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
         let scope = v
             .get("id")
@@ -790,7 +864,10 @@ impl ConversationRecord {
             .ok_or("record has no id")?;
         let mut failures = vec![];
         if let Some(agent) = v.get_mut("agent") {
-            secrets::apply_to_agent(agent, &mut SecretAction::Open(cipher, &scope, &mut failures));
+            secrets::apply_to_agent(
+                agent,
+                &mut SecretAction::Open(cipher, &scope, &mut failures),
+            );
         }
         if let Some(Value::Object(sources)) = v.get_mut("secret_sources") {
             let mut action = SecretAction::Open(cipher, &scope, &mut failures);
@@ -813,23 +890,41 @@ pub struct UpdateConversationRequest {
 impl UpdateConversationRequest {
     /// Validates the body.
     pub fn from_value(v: &Value) -> Result<UpdateConversationRequest, FieldError> {
-        let obj = v
-            .as_object()
-            .ok_or_else(|| FieldError::new(&[], "Input should be a valid dictionary or object", "model_type"))?;
+        let obj = v.as_object().ok_or_else(|| {
+            FieldError::new(
+                &[],
+                "Input should be a valid dictionary or object",
+                "model_type",
+            )
+        })?;
         let title = match obj.get("title") {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => {
                 let t = s.trim();
                 let n = t.chars().count();
                 if n < 1 {
-                    return Err(FieldError::new(&["title"], "String should have at least 1 character", "string_too_short"));
+                    return Err(FieldError::new(
+                        &["title"],
+                        "String should have at least 1 character",
+                        "string_too_short",
+                    ));
                 }
                 if n > 200 {
-                    return Err(FieldError::new(&["title"], "String should have at most 200 characters", "string_too_long"));
+                    return Err(FieldError::new(
+                        &["title"],
+                        "String should have at most 200 characters",
+                        "string_too_long",
+                    ));
                 }
                 Some(t.to_string())
             }
-            Some(_) => return Err(FieldError::new(&["title"], "Input should be a valid string", "string_type")),
+            Some(_) => {
+                return Err(FieldError::new(
+                    &["title"],
+                    "Input should be a valid string",
+                    "string_type",
+                ));
+            }
         };
         let tags = match obj.get("tags") {
             None | Some(Value::Null) => None,
@@ -864,8 +959,14 @@ mod tests {
         assert_eq!(keys[0], "id");
         assert_eq!(keys.last().unwrap().as_str(), "agent");
         assert_eq!(info["agent"]["llm"]["api_key"], Value::Null);
-        assert_eq!(info["secret_registry"]["secret_sources"]["TOKEN"]["value"], Value::Null);
-        assert_eq!(info["persistence_dir"], format!("workspace/conversations/{}", id.simple()));
+        assert_eq!(
+            info["secret_registry"]["secret_sources"]["TOKEN"]["value"],
+            Value::Null
+        );
+        assert_eq!(
+            info["persistence_dir"],
+            format!("workspace/conversations/{}", id.simple())
+        );
         let full = rec.full_state_value();
         assert_eq!(full["agent"]["llm"]["api_key"], "**********");
         assert!(full.get("last_user_message_id").is_none());
@@ -885,7 +986,8 @@ mod tests {
         let (back, failures) = ConversationRecord::from_stored(&stored, Some(&c)).unwrap();
         assert!(failures.is_empty());
         assert_eq!(back, rec);
-        let (lost, failures) = ConversationRecord::from_stored(&stored, Some(&Cipher::from_secret("other"))).unwrap();
+        let (lost, failures) =
+            ConversationRecord::from_stored(&stored, Some(&Cipher::from_secret("other"))).unwrap();
         assert_eq!(failures.len(), 3);
         assert_eq!(lost.agent.llm.api_key, None);
         let (nokey, _) = ConversationRecord::from_stored(&rec.to_stored(None), None).unwrap();
@@ -894,25 +996,48 @@ mod tests {
 
     #[test]
     fn request_errors_are_located() {
-        let e = StartConversationRequest::from_value(&json!({"agent": {"llm": {}}}), &no_settings).unwrap_err();
+        let e = StartConversationRequest::from_value(&json!({"agent": {"llm": {}}}), &no_settings)
+            .unwrap_err();
         assert_eq!(e.loc, vec!["workspace"]);
         assert_eq!(e.kind, "missing");
-        let e = StartConversationRequest::from_value(&json!({"workspace": {"working_dir": "w"}}), &no_settings).unwrap_err();
+        let e = StartConversationRequest::from_value(
+            &json!({"workspace": {"working_dir": "w"}}),
+            &no_settings,
+        )
+        .unwrap_err();
         assert_eq!(e.loc, vec!["agent"]);
         let mut b = body();
         b["tags"] = json!({"Bad-Key": "x"});
-        assert_eq!(StartConversationRequest::from_value(&b, &no_settings).unwrap_err().loc, vec!["tags"]);
+        assert_eq!(
+            StartConversationRequest::from_value(&b, &no_settings)
+                .unwrap_err()
+                .loc,
+            vec!["tags"]
+        );
         let mut b = body();
         b["initial_message"] = json!({"content": [{"type": "text", "text": "hi", "extra": 1}]});
         assert_eq!(
-            StartConversationRequest::from_value(&b, &no_settings).unwrap_err().loc,
+            StartConversationRequest::from_value(&b, &no_settings)
+                .unwrap_err()
+                .loc,
             vec!["initial_message", "content", "0"]
         );
     }
 
     #[test]
     fn update_request_rules() {
-        assert_eq!(UpdateConversationRequest::from_value(&json!({"title": "  t "})).unwrap().title.as_deref(), Some("t"));
-        assert_eq!(UpdateConversationRequest::from_value(&json!({"title": "  "})).unwrap_err().kind, "string_too_short");
+        assert_eq!(
+            UpdateConversationRequest::from_value(&json!({"title": "  t "}))
+                .unwrap()
+                .title
+                .as_deref(),
+            Some("t")
+        );
+        assert_eq!(
+            UpdateConversationRequest::from_value(&json!({"title": "  "}))
+                .unwrap_err()
+                .kind,
+            "string_too_short"
+        );
     }
 }

@@ -321,9 +321,13 @@ pub fn kind_module_path(kind: &str) -> Option<&'static str> {
         "MessageEvent" => "openhands.sdk.event.llm_convertible.message.MessageEvent",
         "ActionEvent" => "openhands.sdk.event.llm_convertible.action.ActionEvent",
         "ObservationEvent" => "openhands.sdk.event.llm_convertible.observation.ObservationEvent",
-        "UserRejectObservation" => "openhands.sdk.event.llm_convertible.observation.UserRejectObservation",
+        "UserRejectObservation" => {
+            "openhands.sdk.event.llm_convertible.observation.UserRejectObservation"
+        }
         "AgentErrorEvent" => "openhands.sdk.event.llm_convertible.observation.AgentErrorEvent",
-        "ConversationStateUpdateEvent" => "openhands.sdk.event.conversation_state.ConversationStateUpdateEvent",
+        "ConversationStateUpdateEvent" => {
+            "openhands.sdk.event.conversation_state.ConversationStateUpdateEvent"
+        }
         "ConversationErrorEvent" => "openhands.sdk.event.conversation_error.ConversationErrorEvent",
         "PauseEvent" => "openhands.sdk.event.user_action.PauseEvent",
         "InterruptEvent" => "openhands.sdk.event.user_action.InterruptEvent",
@@ -478,8 +482,25 @@ mod tests {
         };
         let v = e.to_value();
         let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
-        assert_eq!(keys, ["id", "timestamp", "source", "llm_message", "llm_response_id", "activated_skills", "extended_content", "sender", "critic_result", "kind"]);
-        assert_eq!(v["llm_message"]["content"][0], json!({"cache_prompt": false, "type": "text", "text": "hi"}));
+        assert_eq!(
+            keys,
+            [
+                "id",
+                "timestamp",
+                "source",
+                "llm_message",
+                "llm_response_id",
+                "activated_skills",
+                "extended_content",
+                "sender",
+                "critic_result",
+                "kind"
+            ]
+        );
+        assert_eq!(
+            v["llm_message"]["content"][0],
+            json!({"cache_prompt": false, "type": "text", "text": "hi"})
+        );
         assert_eq!(Event::from_value(v).unwrap(), e);
         assert_eq!(message_search_text(&e.to_json()).unwrap().trim(), "hi");
     }
@@ -489,8 +510,14 @@ mod tests {
         let v = json!({"id": "x", "timestamp": "t", "source": "environment", "foo": 1, "kind": "Condensation"});
         let e = Event::from_value(v.clone()).unwrap();
         assert_eq!(e.to_value(), v);
-        assert!(kind_matches("ActionEvent", "openhands.sdk.event.llm_convertible.action.ActionEvent"));
+        assert!(kind_matches(
+            "ActionEvent",
+            "openhands.sdk.event.llm_convertible.action.ActionEvent"
+        ));
         assert!(kind_matches("ActionEvent", "ActionEvent"));
-        assert!(!kind_matches("ActionEvent", "openhands.sdk.event.ActionEvent"));
+        assert!(!kind_matches(
+            "ActionEvent",
+            "openhands.sdk.event.ActionEvent"
+        ));
     }
 }

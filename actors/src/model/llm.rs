@@ -238,7 +238,8 @@ mod tests {
 
     #[test]
     fn defaults_and_order() {
-        let llm: Llm = serde_json::from_str(r#"{"model":"openai/x","api_key":"**********"}"#).unwrap();
+        let llm: Llm =
+            serde_json::from_str(r#"{"model":"openai/x","api_key":"**********"}"#).unwrap();
         assert_eq!(llm.api_key, None);
         let v = llm.to_value();
         let keys: Vec<&String> = v.as_object().unwrap().keys().collect();

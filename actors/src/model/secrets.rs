@@ -67,7 +67,11 @@ fn visit_llm(llm: &mut Map<String, Value>, prefix: &str, visit: &mut dyn FnMut(&
 
 /// Visits the secret slots of one secret source (`StaticSecret.value`, and
 /// `LookupSecret.headers` whose names look secret).
-pub fn visit_source(src: &mut Map<String, Value>, path: &str, visit: &mut dyn FnMut(&str, &mut Value)) {
+pub fn visit_source(
+    src: &mut Map<String, Value>,
+    path: &str,
+    visit: &mut dyn FnMut(&str, &mut Value),
+) {
     if let Some(v) = src.get_mut("value") {
         visit(&format!("{path}.value"), v);
     }
@@ -81,7 +85,10 @@ pub fn visit_source(src: &mut Map<String, Value>, path: &str, visit: &mut dyn Fn
 }
 
 /// Calls `visit` for every secret in a `secret_sources` map.
-pub fn visit_registry_secrets(sources: &mut Map<String, Value>, visit: &mut dyn FnMut(&str, &mut Value)) {
+pub fn visit_registry_secrets(
+    sources: &mut Map<String, Value>,
+    visit: &mut dyn FnMut(&str, &mut Value),
+) {
     for (name, src) in sources.iter_mut() {
         if let Value::Object(src) = src {
             visit_source(src, &format!("secret_sources.{name}"), visit);
@@ -112,10 +119,11 @@ impl SecretAction<'_> {
                     if is_sealed(s) {
                         return;
                     }
-                    *slot = match cipher.and_then(|c| c.seal_str(&format!("{scope}/{path}"), s).ok()) {
-                        Some(sealed) => Value::String(sealed),
-                        None => Value::Null,
-                    };
+                    *slot =
+                        match cipher.and_then(|c| c.seal_str(&format!("{scope}/{path}"), s).ok()) {
+                            Some(sealed) => Value::String(sealed),
+                            None => Value::Null,
+                        };
                 }
             }
             SecretAction::Open(cipher, scope, failures) => {
@@ -123,13 +131,14 @@ impl SecretAction<'_> {
                     if !is_sealed(s) {
                         return;
                     }
-                    *slot = match cipher.and_then(|c| c.open_str(&format!("{scope}/{path}"), s).ok()) {
-                        Some(plain) => Value::String(plain),
-                        None => {
-                            failures.push(path.to_string());
-                            Value::Null
-                        }
-                    };
+                    *slot =
+                        match cipher.and_then(|c| c.open_str(&format!("{scope}/{path}"), s).ok()) {
+                            Some(plain) => Value::String(plain),
+                            None => {
+                                failures.push(path.to_string());
+                                Value::Null
+                            }
+                        };
                 }
             }
             SecretAction::RedactNull => {
@@ -160,7 +169,8 @@ pub fn apply_to_agent(agent: &mut Value, action: &mut SecretAction<'_>) {
         SecretAction::Seal(cipher, scope) => {
             if let Some(cfg) = obj.get("mcp_config").filter(|v| v.is_object()) {
                 let text = cfg.to_string();
-                let sealed = cipher.and_then(|c| c.seal_str(&format!("{scope}/mcp_config"), &text).ok());
+                let sealed =
+                    cipher.and_then(|c| c.seal_str(&format!("{scope}/mcp_config"), &text).ok());
                 match sealed {
                     Some(s) => {
                         obj.insert("mcp_config".into(), Value::String(s));
@@ -229,7 +239,10 @@ mod tests {
             assert!(!text.contains(secret), "{secret} leaked: {text}");
         }
         let mut failures = vec![];
-        apply_to_agent(&mut a, &mut SecretAction::Open(Some(&c), "conv1", &mut failures));
+        apply_to_agent(
+            &mut a,
+            &mut SecretAction::Open(Some(&c), "conv1", &mut failures),
+        );
         assert!(failures.is_empty());
         assert_eq!(a, agent());
     }
@@ -237,9 +250,15 @@ mod tests {
     #[test]
     fn wrong_key_gives_nulls_and_report() {
         let mut a = agent();
-        apply_to_agent(&mut a, &mut SecretAction::Seal(Some(&Cipher::from_secret("k")), "c"));
+        apply_to_agent(
+            &mut a,
+            &mut SecretAction::Seal(Some(&Cipher::from_secret("k")), "c"),
+        );
         let mut failures = vec![];
-        apply_to_agent(&mut a, &mut SecretAction::Open(Some(&Cipher::from_secret("other")), "c", &mut failures));
+        apply_to_agent(
+            &mut a,
+            &mut SecretAction::Open(Some(&Cipher::from_secret("other")), "c", &mut failures),
+        );
         assert_eq!(a["llm"]["api_key"], Value::Null);
         assert!(failures.contains(&"llm.api_key".to_string()));
         assert!(a.get("mcp_config").is_none());

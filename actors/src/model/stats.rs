@@ -181,7 +181,11 @@ pub struct ConversationStats {
 impl ConversationStats {
     /// The metrics of a usage id, created empty on first use.
     pub fn entry(&mut self, usage_id: &str) -> &mut Metrics {
-        let idx = match self.usage_to_metrics.iter().position(|(k, _)| k == usage_id) {
+        let idx = match self
+            .usage_to_metrics
+            .iter()
+            .position(|(k, _)| k == usage_id)
+        {
             Some(i) => i,
             None => {
                 self.usage_to_metrics
@@ -257,8 +261,17 @@ mod tests {
         s.entry("default").record(&call);
         s.entry("default").record(&call);
         let full = s.to_full_value();
-        assert_eq!(full["usage_to_metrics"]["default"]["accumulated_token_usage"]["prompt_tokens"], 20);
-        assert_eq!(full["usage_to_metrics"]["default"]["costs"].as_array().unwrap().len(), 2);
+        assert_eq!(
+            full["usage_to_metrics"]["default"]["accumulated_token_usage"]["prompt_tokens"],
+            20
+        );
+        assert_eq!(
+            full["usage_to_metrics"]["default"]["costs"]
+                .as_array()
+                .unwrap()
+                .len(),
+            2
+        );
         let snap = s.to_snapshot_value();
         assert!(snap["usage_to_metrics"]["default"].get("costs").is_none());
         let back: ConversationStats = serde_json::from_value(full).unwrap();

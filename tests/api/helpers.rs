@@ -1,0 +1,318 @@
+//! Test harness: `spawn_app()` starts the server exactly as `main` does
+//! (port 0, temporary data directory) and returns typed helpers.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use agent_server::app::Application;
+use agent_server::settings::{Cli, Settings};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+
+/// A running server.
+pub struct TestApp {
+    /// `http://127.0.0.1:<port>`.
+    pub address: String,
+    /// The port.
+    pub port: u16,
+    /// HTTP client (sends the API key when one is configured).
+    pub client: reqwest::Client,
+    /// Data directory (removed on drop).
+    pub dir: tempfile::TempDir,
+    /// The session key, when auth is on.
+    pub api_key: Option<String>,
+    handle: ServerHandle,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let h = self.handle.clone();
+        actix_web::rt::spawn(async move { h.stop(false).await });
+    }
+}
+
+/// Settings for a test server in `dir`.
+pub fn test_settings(dir: &std::path::Path) -> Settings {
+    let mut s = Settings::load(&Cli::default(), &HashMap::new()).expect("default settings");
+    s.port = 0;
+    s.conversations_path = dir.join("conversations").to_string_lossy().into_owned();
+    s.persistence_dir = Some(dir.join(".openhands").to_string_lossy().into_owned());
+    s.http.workers = Some(1);
+    s
+}
+
+/// Starts a server with default test settings.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts a server after `tweak` adjusted its settings.
+pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let _ = env_logger::builder().is_test(true).try_init();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut settings = test_settings(dir.path());
+    tweak(&mut settings);
+    start(settings, dir).await
+}
+
+/// Starts a server with the given settings and data directory.
+pub async fn start(settings: Settings, dir: tempfile::TempDir) -> TestApp {
+    let api_key = settings.session_api_keys.first().cloned();
+    let app = Application::build(settings).await.expect("server builds");
+    let port = app.port();
+    let handle = app.handle();
+    actix_web::rt::spawn(app.run_until_stopped());
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(k) = &api_key {
+        headers.insert("x-session-api-key", k.parse().expect("header"));
+    }
+    let client = reqwest::Client::builder()
+        .default_headers(headers)
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("client");
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        port,
+        client,
+        dir,
+        api_key,
+        handle,
+    }
+}
+
+impl TestApp {
+    /// Absolute path inside the data directory.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// GET returning status and JSON (Null when the body is not JSON).
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self
+            .client
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("request");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// POST JSON returning status and JSON.
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .client
+            .post(format!("{}{path}", self.address))
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// POST a raw body.
+    pub async fn post_raw(&self, path: &str, body: &'static str) -> (u16, Value) {
+        let r = self
+            .client
+            .post(format!("{}{path}", self.address))
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// PATCH JSON.
+    pub async fn patch(&self, path: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .client
+            .patch(format!("{}{path}", self.address))
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// DELETE.
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        let r = self
+            .client
+            .delete(format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("request");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// A start-conversation body with a workspace inside the data directory.
+    pub fn conversation_body(&self, llm_base: Option<&str>) -> Value {
+        let ws = self.path("ws");
+        json!({
+            "agent": {"llm": {"model": "openai/test-model", "api_key": "sk-test-secret", "base_url": llm_base,
+                               "num_retries": 1, "retry_min_wait": 0, "retry_max_wait": 0, "timeout": 10},
+                      "tools": [{"name": "terminal"}, {"name": "file_editor"}, {"name": "task_tracker"}],
+                      "kind": "Agent"},
+            "workspace": {"working_dir": ws.to_string_lossy(), "kind": "LocalWorkspace"},
+        })
+    }
+
+    /// Creates a conversation and returns its id.
+    pub async fn create_conversation(&self) -> String {
+        let (status, body) = self
+            .post("/api/conversations", self.conversation_body(None))
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body["id"].as_str().expect("id").to_string()
+    }
+
+    /// Sends a user message.
+    pub async fn send_message(&self, id: &str, text: &str, run: bool) {
+        let (status, body) = self
+            .post(
+                &format!("/api/conversations/{id}/events"),
+                json!({"role": "user", "content": [{"type": "text", "text": text}], "run": run}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+
+    /// Every event of a conversation, paging through search.
+    pub async fn all_events(&self, id: &str) -> Vec<Value> {
+        let mut out = vec![];
+        let mut page: Option<String> = None;
+        loop {
+            let q = match &page {
+                Some(p) => format!("?limit=100&page_id={p}"),
+                None => "?limit=100".into(),
+            };
+            let (status, body) = self
+                .get(&format!("/api/conversations/{id}/events/search{q}"))
+                .await;
+            assert_eq!(status, 200, "{body}");
+            out.extend(body["items"].as_array().expect("items").iter().cloned());
+            match body["next_page_id"].as_str() {
+                Some(p) => page = Some(p.to_string()),
+                None => return out,
+            }
+        }
+    }
+
+    /// Polls the conversation until its status is one of `want`.
+    pub async fn wait_status(&self, id: &str, want: &[&str]) -> Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let (_, info) = self.get(&format!("/api/conversations/{id}")).await;
+            if want.contains(&info["execution_status"].as_str().unwrap_or("")) {
+                return info;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {want:?}; last: {info}"
+            );
+            actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Opens a WebSocket (path with query), with optional extra headers.
+    pub async fn ws(&self, path_and_query: &str, headers: &[(&str, &str)]) -> Ws {
+        let mut req =
+            awc::Client::new().ws(format!("ws://127.0.0.1:{}{path_and_query}", self.port));
+        for (k, v) in headers {
+            req = req.set_header(*k, *v);
+        }
+        let (_resp, framed) = req.connect().await.expect("websocket connects");
+        Ws { framed }
+    }
+
+    /// Tries to open a WebSocket; returns the HTTP status on a refused handshake.
+    pub async fn ws_status(&self, path_and_query: &str) -> Result<Ws, u16> {
+        match awc::Client::new()
+            .ws(format!("ws://127.0.0.1:{}{path_and_query}", self.port))
+            .connect()
+            .await
+        {
+            Ok((_, framed)) => Ok(Ws { framed }),
+            Err(awc::error::WsClientError::InvalidResponseStatus(s)) => Err(s.as_u16()),
+            Err(e) => panic!("unexpected websocket error: {e}"),
+        }
+    }
+}
+
+/// A WebSocket client.
+pub struct Ws {
+    framed: actix_codec::Framed<awc::BoxedSocket, awc::ws::Codec>,
+}
+
+/// What a socket produced next.
+#[derive(Debug)]
+pub enum WsItem {
+    /// A JSON text frame.
+    Json(Value),
+    /// The server closed with this code and reason.
+    Closed(Option<u16>, String),
+}
+
+impl Ws {
+    /// The next text frame or close (pings are answered), within `secs`.
+    pub async fn next(&mut self, secs: u64) -> Option<WsItem> {
+        let deadline = Duration::from_secs(secs);
+        loop {
+            let frame = actix_web::rt::time::timeout(deadline, self.framed.next())
+                .await
+                .ok()??;
+            match frame.ok()? {
+                awc::ws::Frame::Text(t) => {
+                    return Some(WsItem::Json(
+                        serde_json::from_slice(&t).expect("JSON frame"),
+                    ));
+                }
+                awc::ws::Frame::Ping(p) => {
+                    let _ = self.framed.send(awc::ws::Message::Pong(p)).await;
+                }
+                awc::ws::Frame::Close(reason) => {
+                    return Some(WsItem::Closed(
+                        reason.as_ref().map(|r| u16::from(r.code)),
+                        reason.and_then(|r| r.description).unwrap_or_default(),
+                    ));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The next JSON frame (panics on close or timeout).
+    pub async fn json(&mut self, secs: u64) -> Value {
+        match self.next(secs).await {
+            Some(WsItem::Json(v)) => v,
+            other => panic!("expected a JSON frame, got {other:?}"),
+        }
+    }
+
+    /// Sends a text frame.
+    pub async fn send(&mut self, v: &Value) {
+        self.framed
+            .send(awc::ws::Message::Text(v.to_string().into()))
+            .await
+            .expect("send");
+    }
+
+    /// Collects JSON frames until `n` were received or `secs` of silence.
+    pub async fn collect(&mut self, n: usize, secs: u64) -> Vec<Value> {
+        let mut out = vec![];
+        while out.len() < n {
+            match self.next(secs).await {
+                Some(WsItem::Json(v)) => out.push(v),
+                _ => break,
+            }
+        }
+        out
+    }
+}
