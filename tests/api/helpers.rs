@@ -316,3 +316,113 @@ impl Ws {
         out
     }
 }
+
+/// The real binary, started as a child process (for restart and kill -9 tests).
+pub struct ServerProcess {
+    child: std::process::Child,
+    /// Bound port.
+    pub port: u16,
+    /// `http://127.0.0.1:<port>`.
+    pub address: String,
+    /// Log file of this process.
+    pub log: PathBuf,
+}
+
+impl ServerProcess {
+    /// Starts `agent-server --port 0` in `dir` with `env`; waits until it listens.
+    pub fn start(dir: &std::path::Path, env: &[(&str, &str)]) -> ServerProcess {
+        use std::io::BufRead;
+        let log = dir.join(format!("server-{}.log", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()));
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_agent-server"));
+        cmd.args(["--host", "127.0.0.1", "--port", "0"])
+            .current_dir(dir)
+            .env_remove("SESSION_API_KEY")
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::piped())
+            .stderr(log_file);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("server starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut reader = std::io::BufReader::new(stdout);
+        let mut line = String::new();
+        let mut port = 0;
+        for _ in 0..10 {
+            line.clear();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                break;
+            }
+            if let Some(rest) = line.trim().strip_prefix("Starting OpenHands Agent Server on ") {
+                port = rest.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(0);
+                break;
+            }
+        }
+        assert!(port > 0, "server did not report its port; log: {}", std::fs::read_to_string(&log).unwrap_or_default());
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut sink = String::new();
+            while reader.read_line(&mut sink).unwrap_or(0) > 0 {
+                sink.clear();
+            }
+        });
+        ServerProcess {
+            child,
+            port,
+            address: format!("http://127.0.0.1:{port}"),
+            log,
+        }
+    }
+
+    /// SIGKILL, and wait for the process to be gone.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, and wait (bounded) for a clean exit; returns the exit status code.
+    pub fn terminate(mut self) -> Option<i32> {
+        // SAFETY: plain kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!("server did not stop within 20 s after SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The process log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A blocking-free HTTP client for a child-process server.
+pub fn client_with_key(key: Option<&str>) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(k) = key {
+        headers.insert("x-session-api-key", k.parse().expect("header"));
+    }
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client")
+}

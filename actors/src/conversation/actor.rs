@@ -82,6 +82,8 @@ impl ConversationActor {
                 failures.len()
             );
         }
+        let mut record = record;
+        crate::model::conversation::carry_secrets(&self.record, &mut record);
         self.record = record;
         self.last_seq = store.last_seq(&self.id)?;
         let last_micros = match store.event_at(&self.id, self.last_seq)? {

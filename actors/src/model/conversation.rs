@@ -878,6 +878,51 @@ impl ConversationRecord {
     }
 }
 
+/// Copies secrets the `old` record holds in memory into `new` where `new`
+/// has none: a record reloaded from storage lacks the secrets that could
+/// not be kept there (no cipher configured), but the live conversation must
+/// not lose them.
+pub fn carry_secrets(old: &ConversationRecord, new: &mut ConversationRecord) {
+    if old.id != new.id {
+        return;
+    }
+    let mut known = std::collections::HashMap::new();
+    let mut old_agent = old.agent.to_value();
+    secrets::visit_agent_secrets(&mut old_agent, &mut |p, v| {
+        if !v.is_null() {
+            known.insert(p.to_string(), v.clone());
+        }
+    });
+    if !known.is_empty() {
+        let mut agent = new.agent.to_value();
+        secrets::visit_agent_secrets(&mut agent, &mut |p, v| {
+            if v.is_null() {
+                if let Some(k) = known.get(p) {
+                    *v = k.clone();
+                }
+            }
+        });
+        if let Ok(a) = serde_json::from_value(agent) {
+            new.agent = a;
+        }
+    }
+    if new.agent.mcp_config.is_none() {
+        new.agent.mcp_config = old.agent.mcp_config.clone();
+    }
+    for (name, src) in &old.secret_sources {
+        let Some(target) = new.secret_sources.get_mut(name) else {
+            continue;
+        };
+        if let (Some(Value::Object(t)), Value::Object(o)) = (Some(&mut *target), src) {
+            for (k, v) in o {
+                if t.get(k).is_none_or(Value::is_null) && !v.is_null() {
+                    t.insert(k.clone(), v.clone());
+                }
+            }
+        }
+    }
+}
+
 /// Validated `PATCH /api/conversations/{id}` body.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UpdateConversationRequest {

@@ -1288,7 +1288,9 @@ impl Shell {
                 return Err(spawn_err(e));
             }
         };
-        tokio::spawn(pump(master.clone(), sink.clone(), stop_rx));
+        // On the arbiter's LocalSet, next to the actors, so a flood shares the thread fairly
+        // with them instead of running ahead of the whole set.
+        actix::spawn(pump(master.clone(), sink.clone(), stop_rx));
         let shell = Arc::new(Self {
             pid,
             token: token.clone(),
@@ -1529,7 +1531,13 @@ async fn pump(master: Arc<PtyMaster>, sink: Arc<Sink>, mut stop: watch::Receiver
         tokio::select! {
             r = master.read(&mut buf) => match r {
                 Ok(0) => break,
-                Ok(n) => sink.push(buf.get(..n).unwrap_or_default()),
+                Ok(n) => {
+                    sink.push(buf.get(..n).unwrap_or_default());
+                    // A flood keeps the descriptor readable, and tokio's budget allows
+                    // ~128 reads (megabytes of scanning) before a task yields; yielding per
+                    // chunk keeps the other actors on this thread responsive.
+                    tokio::task::yield_now().await;
+                }
                 Err(e) => {
                     log::debug!("terminal read ended: {e}");
                     break;
