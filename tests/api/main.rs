@@ -3,4 +3,6 @@
 //! WebSocket connections.
 
 mod conversations;
+mod persistence;
+mod websocket;
 mod helpers;
