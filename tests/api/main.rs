@@ -3,4 +3,7 @@
 //! WebSocket connections.
 
 mod conversations;
+mod files;
+mod git;
 mod helpers;
+mod workspace;
