@@ -8,6 +8,7 @@ pub mod auth;
 pub mod cors;
 pub mod error;
 pub mod extract;
+pub mod files;
 pub mod openapi;
 pub mod routes;
 pub mod settings;

@@ -4,7 +4,10 @@
 
 pub mod conversations;
 pub mod events;
+pub mod files;
+pub mod git;
 pub mod server;
+pub mod workspace;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -19,6 +22,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     server::configure(cfg);
     conversations::configure(cfg);
     events::configure(cfg);
+    files::configure(cfg);
+    git::configure(cfg);
+    workspace::configure(cfg);
 }
 
 /// Answer for a path that exists with another method.

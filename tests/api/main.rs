@@ -3,6 +3,9 @@
 //! WebSocket connections.
 
 mod conversations;
+mod files;
+mod git;
+mod helpers;
 mod persistence;
 mod websocket;
-mod helpers;
+mod workspace;
