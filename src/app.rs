@@ -67,10 +67,10 @@ fn check_secret_key(store: &Store, cipher: Option<&Cipher>) {
             }
         }
         Ok(None) => {
-            if let Ok(token) = cipher.seal_str(KEY_CHECK, KEY_CHECK_PLAIN) {
-                if let Err(e) = store.meta_put(KEY_CHECK, token.as_bytes()) {
-                    log::warn!("could not record the secret key check: {e}");
-                }
+            if let Ok(token) = cipher.seal_str(KEY_CHECK, KEY_CHECK_PLAIN)
+                && let Err(e) = store.meta_put(KEY_CHECK, token.as_bytes())
+            {
+                log::warn!("could not record the secret key check: {e}");
             }
         }
         Err(e) => log::warn!("could not read the secret key check: {e}"),

@@ -129,10 +129,10 @@ impl CookieValue for HttpRequest {
         for header in self.headers().get_all("cookie") {
             let Ok(text) = header.to_str() else { continue };
             for part in text.split(';') {
-                if let Some((k, v)) = part.trim().split_once('=') {
-                    if k == name {
-                        return Some(v.to_string());
-                    }
+                if let Some((k, v)) = part.trim().split_once('=')
+                    && k == name
+                {
+                    return Some(v.to_string());
                 }
             }
         }
@@ -147,17 +147,17 @@ pub async fn require_key(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let path = req.path();
     let guarded = path == "/api" || path.starts_with("/api/");
-    if guarded && req.method() != actix_web::http::Method::OPTIONS {
-        if let Some(state) = req.app_data::<web::Data<AppState>>() {
-            let access = state.access.get();
-            if access.enabled() {
-                let allow_cookie = is_workspace_path(path);
-                let ok =
-                    presented_key(req.request(), allow_cookie).is_some_and(|k| access.accepts(&k));
-                if !ok {
-                    let resp = ApiError::unauthorized().error_response();
-                    return Ok(req.into_response(resp).map_into_right_body());
-                }
+    if guarded
+        && req.method() != actix_web::http::Method::OPTIONS
+        && let Some(state) = req.app_data::<web::Data<AppState>>()
+    {
+        let access = state.access.get();
+        if access.enabled() {
+            let allow_cookie = is_workspace_path(path);
+            let ok = presented_key(req.request(), allow_cookie).is_some_and(|k| access.accepts(&k));
+            if !ok {
+                let resp = ApiError::unauthorized().error_response();
+                return Ok(req.into_response(resp).map_into_right_body());
             }
         }
     }

@@ -107,33 +107,33 @@ impl Query {
                 Value::String(raw.into()),
             )
         })?;
-        if let Some(lo) = min {
-            if n < lo {
-                return Err(ApiError::invalid(
-                    if lo == 1 {
-                        "greater_than"
-                    } else {
-                        "greater_than_equal"
-                    },
-                    &["query", name],
-                    if lo == 1 {
-                        "Input should be greater than 0".to_string()
-                    } else {
-                        format!("Input should be greater than or equal to {lo}")
-                    },
-                    Value::String(raw.into()),
-                ));
-            }
+        if let Some(lo) = min
+            && n < lo
+        {
+            return Err(ApiError::invalid(
+                if lo == 1 {
+                    "greater_than"
+                } else {
+                    "greater_than_equal"
+                },
+                &["query", name],
+                if lo == 1 {
+                    "Input should be greater than 0".to_string()
+                } else {
+                    format!("Input should be greater than or equal to {lo}")
+                },
+                Value::String(raw.into()),
+            ));
         }
-        if let Some(hi) = max {
-            if n > hi {
-                return Err(ApiError::invalid(
-                    "less_than_equal",
-                    &["query", name],
-                    format!("Input should be less than or equal to {hi}"),
-                    Value::String(raw.into()),
-                ));
-            }
+        if let Some(hi) = max
+            && n > hi
+        {
+            return Err(ApiError::invalid(
+                "less_than_equal",
+                &["query", name],
+                format!("Input should be less than or equal to {hi}"),
+                Value::String(raw.into()),
+            ));
         }
         Ok(Some(n))
     }

@@ -440,10 +440,10 @@ impl Settings {
             }
         }
         // The reference's legacy single key.
-        if s.session_api_keys.is_empty() {
-            if let Some(k) = env.get("SESSION_API_KEY").filter(|k| !k.is_empty()) {
-                s.session_api_keys = vec![k.clone()];
-            }
+        if s.session_api_keys.is_empty()
+            && let Some(k) = env.get("SESSION_API_KEY").filter(|k| !k.is_empty())
+        {
+            s.session_api_keys = vec![k.clone()];
         }
         s.session_api_keys.retain(|k| !k.is_empty());
         if s.secret_key.as_deref().is_none_or(str::is_empty) {

@@ -73,18 +73,25 @@ impl AppState {
         M::Result: Send,
         ConversationActor: Handler<M>,
     {
-        let addr = self.actor(id).await?;
-        match addr.send(msg.clone()).await {
-            Ok(r) => Ok(r),
-            Err(MailboxError::Closed) => {
-                let addr = self
-                    .conversations
-                    .send(Lookup { id, dead: true })
-                    .await??
-                    .ok_or_else(ApiError::not_found)?;
-                Ok(addr.send(msg).await?)
+        let mut addr = self.actor(id).await?;
+        let mut attempt = 0u64;
+        loop {
+            match addr.send(msg.clone()).await {
+                Ok(r) => return Ok(r),
+                // The registry may still hold a dying actor's address for a
+                // moment; ask again after a short pause.
+                Err(MailboxError::Closed) if attempt < 5 => {
+                    attempt += 1;
+                    actix_web::rt::time::sleep(std::time::Duration::from_millis(10 * attempt))
+                        .await;
+                    addr = self
+                        .conversations
+                        .send(Lookup { id, dead: true })
+                        .await??
+                        .ok_or_else(ApiError::not_found)?;
+                }
+                Err(e) => return Err(e.into()),
             }
-            Err(e) => Err(e.into()),
         }
     }
 

@@ -34,25 +34,25 @@ impl EventFilter {
 
     /// Whether an event passes every filter.
     pub fn matches(&self, e: &StoredEvent) -> bool {
-        if let Some(k) = &self.kind {
-            if !kind_matches(e.kind(), k) {
-                return false;
-            }
+        if let Some(k) = &self.kind
+            && !kind_matches(e.kind(), k)
+        {
+            return false;
         }
-        if let Some(s) = self.source {
-            if e.source() != s {
-                return false;
-            }
+        if let Some(s) = self.source
+            && e.source() != s
+        {
+            return false;
         }
-        if let Some(t) = &self.timestamp_gte {
-            if e.timestamp() < t.as_str() {
-                return false;
-            }
+        if let Some(t) = &self.timestamp_gte
+            && e.timestamp() < t.as_str()
+        {
+            return false;
         }
-        if let Some(t) = &self.timestamp_lt {
-            if e.timestamp() >= t.as_str() {
-                return false;
-            }
+        if let Some(t) = &self.timestamp_lt
+            && e.timestamp() >= t.as_str()
+        {
+            return false;
         }
         if let Some(b) = &self.body {
             if e.kind() != "MessageEvent" {

@@ -83,6 +83,8 @@ pub struct EventsSession {
     replay: Option<(u64, u64)>,
     last_heard: Instant,
     resubscribes: u32,
+    /// Consecutive failed subscription attempts.
+    retries: u32,
 }
 
 impl EventsSession {
@@ -116,6 +118,7 @@ impl EventsSession {
         };
         ctx.wait(fut.into_actor(self).map(move |res, act, ctx| match res {
             Ok((addr, sub)) => {
+                act.retries = 0;
                 act.addr = Some(addr);
                 act.sub_id = Some(sub.id);
                 let first = act.resubscribes == 0;
@@ -149,6 +152,14 @@ impl EventsSession {
                 CLOSE_TRY_AGAIN,
                 "Too many connections for this conversation",
             ),
+            Err(ActorError::Unavailable(e)) if act.retries < 20 => {
+                // The conversation's actor just died and the registry may
+                // still hold its old address for a moment: try again.
+                act.retries += 1;
+                log::debug!("socket for {id}: subscription retry {} ({e})", act.retries);
+                let wait = Duration::from_millis(25 * u64::from(act.retries));
+                ctx.run_later(wait, |act, ctx| act.subscribe(ctx, true));
+            }
             Err(e) => {
                 log::warn!("socket for {id}: subscription failed: {e}");
                 ctx.close(Some(ws::CloseReason {
@@ -367,6 +378,12 @@ impl StreamHandler<Frame> for EventsSession {
     }
 
     fn finished(&mut self, ctx: &mut Self::Context) {
+        log::debug!(
+            "socket for {}: subscription ended (reason {}) after seq {}",
+            self.conversation,
+            self.end.load(Ordering::SeqCst),
+            self.last_seq
+        );
         match self.end.load(Ordering::SeqCst) {
             end::OVERFLOW => {
                 let reason = format!(
@@ -490,6 +507,7 @@ pub async fn connect(
         replay: None,
         last_heard: Instant::now(),
         resubscribes: 0,
+        retries: 0,
     };
     ws::WsResponseBuilder::new(session, &req, stream)
         .frame_size(state.settings.websocket.max_frame_bytes)

@@ -223,8 +223,9 @@ impl TestApp {
 
     /// Opens a WebSocket (path with query), with optional extra headers.
     pub async fn ws(&self, path_and_query: &str, headers: &[(&str, &str)]) -> Ws {
-        let mut req =
-            awc::Client::new().ws(format!("ws://127.0.0.1:{}{path_and_query}", self.port));
+        let mut req = awc::Client::new()
+            .ws(format!("ws://127.0.0.1:{}{path_and_query}", self.port))
+            .max_frame_size(16 << 20);
         for (k, v) in headers {
             req = req.set_header(*k, *v);
         }
@@ -268,7 +269,7 @@ impl Ws {
             let frame = actix_web::rt::time::timeout(deadline, self.framed.next())
                 .await
                 .ok()??;
-            match frame.ok()? {
+            match frame.expect("websocket frame decodes") {
                 awc::ws::Frame::Text(t) => {
                     return Some(WsItem::Json(
                         serde_json::from_slice(&t).expect("JSON frame"),
@@ -332,7 +333,13 @@ impl ServerProcess {
     /// Starts `agent-server --port 0` in `dir` with `env`; waits until it listens.
     pub fn start(dir: &std::path::Path, env: &[(&str, &str)]) -> ServerProcess {
         use std::io::BufRead;
-        let log = dir.join(format!("server-{}.log", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()));
+        let log = dir.join(format!(
+            "server-{}.log",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
         let log_file = std::fs::File::create(&log).expect("log file");
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_agent-server"));
         cmd.args(["--host", "127.0.0.1", "--port", "0"])
@@ -354,12 +361,23 @@ impl ServerProcess {
             if reader.read_line(&mut line).unwrap_or(0) == 0 {
                 break;
             }
-            if let Some(rest) = line.trim().strip_prefix("Starting OpenHands Agent Server on ") {
-                port = rest.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(0);
+            if let Some(rest) = line
+                .trim()
+                .strip_prefix("Starting OpenHands Agent Server on ")
+            {
+                port = rest
+                    .rsplit(':')
+                    .next()
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or(0);
                 break;
             }
         }
-        assert!(port > 0, "server did not report its port; log: {}", std::fs::read_to_string(&log).unwrap_or_default());
+        assert!(
+            port > 0,
+            "server did not report its port; log: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
         // Keep draining stdout so the child never blocks on a full pipe.
         std::thread::spawn(move || {
             let mut sink = String::new();
@@ -416,6 +434,7 @@ impl Drop for ServerProcess {
 
 /// A blocking-free HTTP client for a child-process server.
 pub fn client_with_key(key: Option<&str>) -> reqwest::Client {
+    agent_server::app::install_crypto_provider();
     let mut headers = reqwest::header::HeaderMap::new();
     if let Some(k) = key {
         headers.insert("x-session-api-key", k.parse().expect("header"));

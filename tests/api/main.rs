@@ -2,10 +2,12 @@
 //! with its own data directory and talks to it over real HTTP and
 //! WebSocket connections.
 
+mod agent;
 mod conversations;
 mod files;
 mod git;
 mod helpers;
+mod llm;
 mod persistence;
 mod websocket;
 mod workspace;

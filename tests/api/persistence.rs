@@ -36,17 +36,18 @@ fn grep_dir(dir: &std::path::Path, needle: &[u8]) -> Vec<String> {
     let mut hits = vec![];
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in rd.flatten() {
             let p = e.path();
             if p.is_dir() {
                 stack.push(p);
-            } else if p.extension().is_none_or(|x| x != "log") {
-                if let Ok(bytes) = std::fs::read(&p) {
-                    if bytes.windows(needle.len()).any(|w| w == needle) {
-                        hits.push(p.display().to_string());
-                    }
-                }
+            } else if p.extension().is_none_or(|x| x != "log")
+                && let Ok(bytes) = std::fs::read(&p)
+                && bytes.windows(needle.len()).any(|w| w == needle)
+            {
+                hits.push(p.display().to_string());
             }
         }
     }
@@ -55,7 +56,9 @@ fn grep_dir(dir: &std::path::Path, needle: &[u8]) -> Vec<String> {
 
 async fn full_state(port: u16, id: &str, key: &str) -> Value {
     let (_, mut framed) = awc::Client::new()
-        .ws(format!("ws://127.0.0.1:{port}/sockets/events/{id}?session_api_key={key}"))
+        .ws(format!(
+            "ws://127.0.0.1:{port}/sockets/events/{id}?session_api_key={key}"
+        ))
         .connect()
         .await
         .expect("ws");
@@ -71,7 +74,10 @@ async fn full_state(port: u16, id: &str, key: &str) -> Value {
 #[actix_web::test]
 async fn clean_restart_keeps_everything_and_secrets_stay_sealed() {
     let dir = tempfile::tempdir().unwrap();
-    let env = [("OH_SESSION_API_KEYS_0", "key-a"), ("OH_SECRET_KEY", "secret-one")];
+    let env = [
+        ("OH_SESSION_API_KEYS_0", "key-a"),
+        ("OH_SECRET_KEY", "secret-one"),
+    ];
     let server = ServerProcess::start(dir.path(), &env);
     let client = client_with_key(Some("key-a"));
     let info: Value = client
@@ -94,28 +100,59 @@ async fn clean_restart_keeps_everything_and_secrets_stay_sealed() {
         assert_eq!(r.status(), 200);
     }
     let before = events(&client, &server.address, &id).await;
-    assert_eq!(full_state(server.port, &id, "key-a").await["value"]["agent"]["llm"]["api_key"], "**********");
+    assert_eq!(
+        full_state(server.port, &id, "key-a").await["value"]["agent"]["llm"]["api_key"],
+        "**********"
+    );
     assert_eq!(server.terminate(), Some(0), "SIGTERM is a clean exit");
 
-    for secret in [&b"sk-PLANTED-llm-key-123"[..], b"ghp-PLANTED-secret-456", b"key-a", b"secret-one"] {
+    for secret in [
+        &b"sk-PLANTED-llm-key-123"[..],
+        b"ghp-PLANTED-secret-456",
+        b"key-a",
+        b"secret-one",
+    ] {
         let hits = grep_dir(dir.path(), secret);
-        assert!(hits.is_empty(), "{} found in {hits:?}", String::from_utf8_lossy(secret));
+        assert!(
+            hits.is_empty(),
+            "{} found in {hits:?}",
+            String::from_utf8_lossy(secret)
+        );
     }
 
     let server = ServerProcess::start(dir.path(), &env);
     let after = events(&client, &server.address, &id).await;
     assert_eq!(after, before, "every event back, in order");
     let state = full_state(server.port, &id, "key-a").await;
-    assert_eq!(state["value"]["agent"]["llm"]["api_key"], "**********", "the sealed key was opened again");
-    assert_eq!(state["value"]["secret_registry"]["secret_sources"]["GH_TOKEN"]["value"], "**********");
+    assert_eq!(
+        state["value"]["agent"]["llm"]["api_key"], "**********",
+        "the sealed key was opened again"
+    );
+    assert_eq!(
+        state["value"]["secret_registry"]["secret_sources"]["GH_TOKEN"]["value"],
+        "**********"
+    );
     server.terminate();
 
     // Another OH_SECRET_KEY: a warning, the values unavailable, no crash.
-    let server = ServerProcess::start(dir.path(), &[("OH_SESSION_API_KEYS_0", "key-a"), ("OH_SECRET_KEY", "secret-two")]);
+    let server = ServerProcess::start(
+        dir.path(),
+        &[
+            ("OH_SESSION_API_KEYS_0", "key-a"),
+            ("OH_SECRET_KEY", "secret-two"),
+        ],
+    );
     let state = full_state(server.port, &id, "key-a").await;
-    assert!(state["value"]["agent"]["llm"].get("api_key").is_none(), "unreadable secret is unavailable");
+    assert!(
+        state["value"]["agent"]["llm"].get("api_key").is_none(),
+        "unreadable secret is unavailable"
+    );
     assert_eq!(events(&client, &server.address, &id).await, before);
-    assert!(server.log_text().contains("OH_SECRET_KEY differs"), "{}", server.log_text());
+    assert!(
+        server.log_text().contains("OH_SECRET_KEY differs"),
+        "{}",
+        server.log_text()
+    );
     server.terminate();
 }
 
@@ -168,15 +205,29 @@ async fn kill_9_loses_no_acknowledged_event() {
     let texts: Vec<String> = stored
         .iter()
         .filter(|e| e["kind"] == "MessageEvent")
-        .map(|e| e["llm_message"]["content"][0]["text"].as_str().unwrap().to_string())
+        .map(|e| {
+            e["llm_message"]["content"][0]["text"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect();
-    assert!(acknowledged.len() > 10, "the test posted messages ({})", acknowledged.len());
+    assert!(
+        acknowledged.len() > 10,
+        "the test posted messages ({})",
+        acknowledged.len()
+    );
     // Every acknowledged message is there exactly once, in order; at most the
     // in-flight one of each round may be there unacknowledged.
     let positions: Vec<usize> = acknowledged
         .iter()
         .map(|a| {
-            let hits: Vec<usize> = texts.iter().enumerate().filter(|(_, t)| *t == a).map(|(i, _)| i).collect();
+            let hits: Vec<usize> = texts
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| *t == a)
+                .map(|(i, _)| i)
+                .collect();
             assert_eq!(hits.len(), 1, "{a} present exactly once");
             hits[0]
         })
@@ -185,7 +236,10 @@ async fn kill_9_loses_no_acknowledged_event() {
     assert!(texts.len() <= acknowledged.len() + 3);
     // Seqs stay gap-free: count equals the number of events.
     let n: u64 = client
-        .get(format!("{}/api/conversations/{id}/events/count", server.address))
+        .get(format!(
+            "{}/api/conversations/{id}/events/count",
+            server.address
+        ))
         .send()
         .await
         .unwrap()

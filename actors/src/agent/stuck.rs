@@ -47,25 +47,25 @@ fn steps(events: &[Event]) -> Vec<Step> {
                 ));
             }
             EventBody::Observation(o) => {
-                if let Some((id, key)) = pending.take() {
-                    if id == o.tool_call_id {
-                        out.push(Step::Pair {
-                            action: key,
-                            result: observation_key(&o.observation),
-                            error: false,
-                        });
-                    }
+                if let Some((id, key)) = pending.take()
+                    && id == o.tool_call_id
+                {
+                    out.push(Step::Pair {
+                        action: key,
+                        result: observation_key(&o.observation),
+                        error: false,
+                    });
                 }
             }
             EventBody::AgentError(o) => {
-                if let Some((id, key)) = pending.take() {
-                    if id == o.tool_call_id {
-                        out.push(Step::Pair {
-                            action: key,
-                            result: o.error.clone(),
-                            error: true,
-                        });
-                    }
+                if let Some((id, key)) = pending.take()
+                    && id == o.tool_call_id
+                {
+                    out.push(Step::Pair {
+                        action: key,
+                        result: o.error.clone(),
+                        error: true,
+                    });
                 }
             }
             EventBody::Message(_) if e.source == Source::Agent => out.push(Step::AgentMessage),
@@ -101,13 +101,11 @@ pub fn is_stuck(events: &[Event]) -> bool {
             error: true,
             ..
         } = &last[0]
-        {
-            if last
+            && last
                 .iter()
                 .all(|x| matches!(x, Step::Pair { action: a, error: true, .. } if a == action))
-            {
-                return true;
-            }
+        {
+            return true;
         }
     }
     if s.len() >= 3 && s[s.len() - 3..].iter().all(|x| *x == Step::AgentMessage) {

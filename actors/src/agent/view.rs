@@ -129,10 +129,9 @@ fn terminal_text(obs: &Value, output: &str) -> String {
     if let Some(code) = meta
         .and_then(|m| m.get("exit_code"))
         .and_then(Value::as_i64)
+        && code != -1
     {
-        if code != -1 {
-            out.push_str(&format!("\n[Command finished with exit code {code}]"));
-        }
+        out.push_str(&format!("\n[Command finished with exit code {code}]"));
     }
     truncate_middle(&out, MAX_TERMINAL_TEXT)
 }

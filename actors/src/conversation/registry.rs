@@ -83,13 +83,13 @@ impl ConversationRegistry {
             return Ok(None);
         }
         if let Some(addr) = self.actors.get(&id) {
-            if addr.connected() && !dead {
+            // A caller that saw a dead mailbox (`dead`) may ask while the
+            // dying actor's address still looks connected; it retries.
+            if addr.connected() {
                 return Ok(Some(addr.clone()));
             }
-            if addr.connected() {
-                // The caller saw a mailbox error but the address looks alive:
-                // trust the address only if it is still connected.
-                return Ok(Some(addr.clone()));
+            if !dead {
+                log::debug!("conversation {id}: found a closed mailbox");
             }
             log::warn!("conversation {id}: actor mailbox closed; respawning from the store");
             Counters::add(&self.deps.counters.actor_restarts, 1);
@@ -229,10 +229,10 @@ impl Handler<Delete> for ConversationRegistry {
                     store.delete_conversation(&id)?;
                     store.flush_blocking()?;
                     let path = Path::new(&scratch);
-                    if path.exists() {
-                        if let Err(e) = std::fs::remove_dir_all(path) {
-                            log::warn!("conversation {id}: could not remove {scratch}: {e}");
-                        }
+                    if path.exists()
+                        && let Err(e) = std::fs::remove_dir_all(path)
+                    {
+                        log::warn!("conversation {id}: could not remove {scratch}: {e}");
                     }
                     Ok(())
                 })

@@ -324,10 +324,10 @@ impl ConversationActor {
         self.run.iterations = 0;
         self.run.queue.clear();
         Counters::add(&self.deps.counters.runs_started, 1);
-        if let Some(ev) = self.set_status(ExecutionStatus::Running) {
-            if self.append(ctx, vec![ev], true).is_err() {
-                return;
-            }
+        if let Some(ev) = self.set_status(ExecutionStatus::Running)
+            && self.append(ctx, vec![ev], true).is_err()
+        {
+            return;
         }
         let generation = self.run.generation;
         match self.deps.run_slots.clone().try_acquire_owned() {
@@ -392,10 +392,10 @@ impl ConversationActor {
                 return self.end_run(ctx);
             }
             ExecutionStatus::WaitingForConfirmation | ExecutionStatus::Idle => {
-                if let Some(ev) = self.set_status(ExecutionStatus::Running) {
-                    if self.append(ctx, vec![ev], true).is_err() {
-                        return;
-                    }
+                if let Some(ev) = self.set_status(ExecutionStatus::Running)
+                    && self.append(ctx, vec![ev], true).is_err()
+                {
+                    return;
                 }
             }
             _ => {}
@@ -798,10 +798,10 @@ impl ConversationActor {
     }
 
     fn terminal(&mut self) -> Addr<TerminalSession> {
-        if let Some(t) = &self.run.tools.terminal {
-            if t.connected() {
-                return t.clone();
-            }
+        if let Some(t) = &self.run.tools.terminal
+            && t.connected()
+        {
+            return t.clone();
         }
         let mut cfg = TerminalConfig::new(self.working_dir());
         cfg.no_change_timeout =

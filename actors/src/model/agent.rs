@@ -223,10 +223,10 @@ pub fn clean_serde_message(msg: &str) -> String {
         let _ = rest;
         return "Field required".into();
     }
-    if msg.starts_with("invalid type: ") {
-        if let Some(exp) = msg.split(", expected ").nth(1) {
-            return format!("Input should be {exp}");
-        }
+    if msg.starts_with("invalid type: ")
+        && let Some(exp) = msg.split(", expected ").nth(1)
+    {
+        return format!("Input should be {exp}");
     }
     msg.to_string()
 }

@@ -746,12 +746,11 @@ impl ConversationRecord {
 
     fn agent_value(&self, include_skills: bool) -> Value {
         let mut agent = self.agent.to_value();
-        if !include_skills {
-            if let Some(Value::Object(ctx)) = agent.get_mut("agent_context") {
-                if ctx.contains_key("skills") {
-                    ctx.insert("skills".into(), Value::Array(vec![]));
-                }
-            }
+        if !include_skills
+            && let Some(Value::Object(ctx)) = agent.get_mut("agent_context")
+            && ctx.contains_key("skills")
+        {
+            ctx.insert("skills".into(), Value::Array(vec![]));
         }
         agent
     }
@@ -896,10 +895,10 @@ pub fn carry_secrets(old: &ConversationRecord, new: &mut ConversationRecord) {
     if !known.is_empty() {
         let mut agent = new.agent.to_value();
         secrets::visit_agent_secrets(&mut agent, &mut |p, v| {
-            if v.is_null() {
-                if let Some(k) = known.get(p) {
-                    *v = k.clone();
-                }
+            if v.is_null()
+                && let Some(k) = known.get(p)
+            {
+                *v = k.clone();
             }
         });
         if let Ok(a) = serde_json::from_value(agent) {

@@ -39,19 +39,19 @@ pub fn visit_agent_secrets(agent: &mut Value, visit: &mut dyn FnMut(&str, &mut V
     if let Some(Value::Object(llm)) = obj.get_mut("llm") {
         visit_llm(llm, "llm", visit);
     }
-    if let Some(Value::Object(c)) = obj.get_mut("condenser") {
-        if let Some(Value::Object(llm)) = c.get_mut("llm") {
-            visit_llm(llm, "condenser.llm", visit);
-        }
+    if let Some(Value::Object(c)) = obj.get_mut("condenser")
+        && let Some(Value::Object(llm)) = c.get_mut("llm")
+    {
+        visit_llm(llm, "condenser.llm", visit);
     }
-    if let Some(Value::Object(ctx)) = obj.get_mut("agent_context") {
-        if let Some(Value::Object(secrets)) = ctx.get_mut("secrets") {
-            for (name, v) in secrets.iter_mut() {
-                let path = format!("agent_context.secrets.{name}");
-                match v {
-                    Value::Object(src) => visit_source(src, &path, visit),
-                    _ => visit(&path, v),
-                }
+    if let Some(Value::Object(ctx)) = obj.get_mut("agent_context")
+        && let Some(Value::Object(secrets)) = ctx.get_mut("secrets")
+    {
+        for (name, v) in secrets.iter_mut() {
+            let path = format!("agent_context.secrets.{name}");
+            match v {
+                Value::Object(src) => visit_source(src, &path, visit),
+                _ => visit(&path, v),
             }
         }
     }
