@@ -5,13 +5,16 @@ use actix_web::web;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::routes::{conversations::ConversationsApi, events::EventsApi, server::ServerApi};
+use crate::routes::{
+    bash::BashApi, conversations::ConversationsApi, events::EventsApi, server::ServerApi,
+};
 
 /// The whole API description.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = ServerApi::openapi();
     doc.merge(ConversationsApi::openapi());
     doc.merge(EventsApi::openapi());
+    doc.merge(BashApi::openapi());
     doc.info.title = "OpenHands Agent Server".into();
     doc.info.description =
         Some("OpenHands Agent Server - REST/WebSocket interface for OpenHands AI Agent (Rust implementation)".into());

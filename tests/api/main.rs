@@ -2,5 +2,6 @@
 //! with its own data directory and talks to it over real HTTP and
 //! WebSocket connections.
 
+mod bash;
 mod conversations;
 mod helpers;
