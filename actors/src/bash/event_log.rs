@@ -337,10 +337,13 @@ impl BashLog {
 
     /// Records the process of a running command (for crash recovery).
     pub fn mark_process(&self, command: &Uuid, mark: ProcessMark) -> Result<(), StoreError> {
-        let running = &self.inner.running;
-        running
-            .compare_and_swap(command.as_bytes(), Some(&[][..]), Some(&mark.encode()[..]))?
-            .ok();
+        // Only a command still marked running (without a process yet) gets
+        // its mark; one that already finished stays unmarked.
+        let _ = self.inner.running.compare_and_swap(
+            command.as_bytes(),
+            Some(&[][..]),
+            Some(&mark.encode()[..]),
+        )?;
         Ok(())
     }
 
