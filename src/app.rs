@@ -11,6 +11,7 @@ use actix::prelude::*;
 use actix_web::dev::Server;
 use actix_web::middleware::{Logger, from_fn};
 use actix_web::{App, HttpResponse, HttpServer, web};
+use agent_actors::bash::messages::ShutdownCommands;
 use agent_actors::conversation::messages::{RecoverRunning, Shutdown};
 use agent_actors::conversation::{ConversationConfig, ConversationRegistry, Deps, Durability};
 use agent_actors::crypto::Cipher;
@@ -159,6 +160,10 @@ impl Application {
             }
         }
 
+        let bash =
+            agent_actors::bash::start(&store, crate::routes::bash::config(&settings, &counters))
+                .map_err(|e| StartError(format!("cannot open the bash event log: {e}")))?;
+
         let listener = TcpListener::bind((settings.host.as_str(), settings.port)).map_err(|e| {
             StartError(format!(
                 "cannot bind {}:{}: {e}",
@@ -175,6 +180,7 @@ impl Application {
             store,
             cipher,
             conversations: registry,
+            bash,
             counters,
             started: Instant::now(),
             ready: Arc::new(AtomicBool::new(false)),
@@ -233,6 +239,7 @@ impl Application {
         let res = self.server.await;
         log::info!("shutting down: closing conversations and flushing the database");
         let _ = self.state.conversations.send(Shutdown).await;
+        let _ = self.state.bash.registry.send(ShutdownCommands).await;
         res
     }
 

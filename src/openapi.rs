@@ -6,8 +6,8 @@ use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::routes::{
-    conversations::ConversationsApi, events::EventsApi, files::FilesApi, git::GitApi,
-    server::ServerApi, workspace::WorkspaceApi,
+    bash::BashApi, conversations::ConversationsApi, events::EventsApi, files::FilesApi,
+    git::GitApi, server::ServerApi, workspace::WorkspaceApi,
 };
 
 /// The whole API description.
@@ -18,6 +18,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(FilesApi::openapi());
     doc.merge(GitApi::openapi());
     doc.merge(WorkspaceApi::openapi());
+    doc.merge(BashApi::openapi());
     doc.info.title = "OpenHands Agent Server".into();
     doc.info.description =
         Some("OpenHands Agent Server - REST/WebSocket interface for OpenHands AI Agent (Rust implementation)".into());

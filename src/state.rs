@@ -29,6 +29,8 @@ pub struct AppState {
     pub cipher: Option<Arc<Cipher>>,
     /// The conversation registry.
     pub conversations: Addr<ConversationRegistry>,
+    /// The bash command registry and event log.
+    pub bash: agent_actors::bash::BashService,
     /// Counters for /metrics.
     pub counters: Arc<Counters>,
     /// Process start.

@@ -2,6 +2,7 @@
 //! `configure` function and OpenAPI description, plus the middleware that
 //! gives framework-generated errors (404, 405, 413) the reference's JSON body.
 
+pub mod bash;
 pub mod conversations;
 pub mod events;
 pub mod files;
@@ -25,6 +26,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     files::configure(cfg);
     git::configure(cfg);
     workspace::configure(cfg);
+    bash::configure(cfg);
 }
 
 /// Answer for a path that exists with another method.

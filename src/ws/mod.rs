@@ -2,6 +2,7 @@
 //! (actix-web-actors is used here and nowhere else), authenticated by query
 //! key, header or first-frame message with the reference's close codes.
 
+pub mod bash;
 pub mod events;
 
 use actix_web::web;
@@ -19,7 +20,8 @@ pub const CLOSE_TRY_AGAIN: u16 = 1013;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/sockets/events/{conversation_id}").route(web::get().to(events::connect)),
-    );
+    )
+    .service(web::resource("/sockets/bash-events").route(web::get().to(bash::connect)));
 }
 
 /// How a socket presents its key.

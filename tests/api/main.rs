@@ -3,6 +3,7 @@
 //! WebSocket connections.
 
 mod agent;
+mod bash;
 mod conversations;
 mod files;
 mod git;
