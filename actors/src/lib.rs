@@ -10,6 +10,7 @@ pub mod llm;
 pub mod metrics;
 pub mod model;
 pub mod search;
+pub mod settings;
 pub mod store;
 pub mod time;
 pub mod tools;
