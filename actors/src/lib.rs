@@ -3,6 +3,7 @@
 //! everything is tested without a web server.
 
 pub mod agent;
+pub mod catalog;
 pub mod conversation;
 pub mod crypto;
 pub mod ids;
