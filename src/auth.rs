@@ -146,7 +146,9 @@ pub async fn require_key(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let path = req.path();
-    let guarded = path == "/api" || path.starts_with("/api/");
+    // `/api/tools` is only a redirect to `/api/tools/`, issued before auth
+    // as the reference's framework does.
+    let guarded = (path == "/api" || path.starts_with("/api/")) && path != "/api/tools";
     if guarded && req.method() != actix_web::http::Method::OPTIONS {
         if let Some(state) = req.app_data::<web::Data<AppState>>() {
             let access = state.access.get();

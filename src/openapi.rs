@@ -5,13 +5,20 @@ use actix_web::web;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
+use crate::routes::{catalog::CatalogApi, peripheral::PeripheralApi, profiles::ProfilesApi};
 use crate::routes::{conversations::ConversationsApi, events::EventsApi, server::ServerApi};
+use crate::routes::{settings::SettingsApi, workspaces::WorkspacesApi};
 
 /// The whole API description.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = ServerApi::openapi();
     doc.merge(ConversationsApi::openapi());
     doc.merge(EventsApi::openapi());
+    doc.merge(SettingsApi::openapi());
+    doc.merge(ProfilesApi::openapi());
+    doc.merge(WorkspacesApi::openapi());
+    doc.merge(CatalogApi::openapi());
+    doc.merge(PeripheralApi::openapi());
     doc.info.title = "OpenHands Agent Server".into();
     doc.info.description =
         Some("OpenHands Agent Server - REST/WebSocket interface for OpenHands AI Agent (Rust implementation)".into());

@@ -2,9 +2,15 @@
 //! `configure` function and OpenAPI description, plus the middleware that
 //! gives framework-generated errors (404, 405, 413) the reference's JSON body.
 
+pub mod catalog;
 pub mod conversations;
 pub mod events;
+mod fields;
+pub mod peripheral;
+pub mod profiles;
 pub mod server;
+pub mod settings;
+pub mod workspaces;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -19,6 +25,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     server::configure(cfg);
     conversations::configure(cfg);
     events::configure(cfg);
+    settings::configure(cfg);
+    profiles::configure(cfg);
+    workspaces::configure(cfg);
+    catalog::configure(cfg);
+    peripheral::configure(cfg);
 }
 
 /// Answer for a path that exists with another method.

@@ -2,5 +2,7 @@
 //! with its own data directory and talks to it over real HTTP and
 //! WebSocket connections.
 
+mod catalog;
 mod conversations;
 mod helpers;
+mod settings;

@@ -70,7 +70,9 @@ fn hook(v: &Value) -> Result<Value, String> {
         None => false,
         Some(b) => b.as_bool().ok_or("hook 'async' must be a boolean")?,
     };
-    Ok(json!({"type": kind, "command": command, "prompt": prompt, "timeout": timeout, "async": is_async}))
+    Ok(
+        json!({"type": kind, "command": command, "prompt": prompt, "timeout": timeout, "async": is_async}),
+    )
 }
 
 fn matcher(v: &Value) -> Result<Value, String> {
@@ -90,7 +92,9 @@ fn matcher(v: &Value) -> Result<Value, String> {
 
 /// Parses a hooks document; `Ok(None)` when it configures no hook.
 pub fn parse_hook_config(doc: &Value) -> Result<Option<Value>, String> {
-    let mut data = doc.as_object().ok_or("the hooks file must hold an object")?;
+    let mut data = doc
+        .as_object()
+        .ok_or("the hooks file must hold an object")?;
     if let Some(inner) = data.get("hooks") {
         data = inner
             .as_object()
@@ -138,7 +142,10 @@ pub fn load_project_hooks(project_dir: &Path) -> Option<Value> {
         return None;
     }
     if meta.len() > MAX_FILE_BYTES {
-        log::warn!("{}: larger than {MAX_FILE_BYTES} bytes; ignored", path.display());
+        log::warn!(
+            "{}: larger than {MAX_FILE_BYTES} bytes; ignored",
+            path.display()
+        );
         return None;
     }
     let text = match std::fs::read(&path) {

@@ -81,7 +81,8 @@ pub enum FailureKind {
 }
 
 impl FailureKind {
-    fn as_str(self) -> &'static str {
+    /// The API spelling (`timeout`, `connection`, `unknown`).
+    pub fn as_str(self) -> &'static str {
         match self {
             FailureKind::Timeout => "timeout",
             FailureKind::Connection => "connection",
@@ -405,7 +406,10 @@ impl Channel for HttpChannel<'_> {
         let resp = req.send().await.map_err(http_error)?;
         let status = resp.status();
         if !status.is_success() {
-            return Err(connection(format!("the MCP server answered HTTP {}", status.as_u16())));
+            return Err(connection(format!(
+                "the MCP server answered HTTP {}",
+                status.as_u16()
+            )));
         }
         if let Some(s) = resp
             .headers()
@@ -507,10 +511,10 @@ where
     async fn recv(&mut self) -> Result<Value, Failure> {
         for _ in 0..MAX_MESSAGES {
             let ev = self.next_event().await?;
-            if ev.event.as_deref().is_none_or(|e| e == "message") {
-                if let Ok(v @ Value::Object(_)) = serde_json::from_str::<Value>(&ev.data) {
-                    return Ok(v);
-                }
+            if ev.event.as_deref().is_none_or(|e| e == "message")
+                && let Ok(v @ Value::Object(_)) = serde_json::from_str::<Value>(&ev.data)
+            {
+                return Ok(v);
             }
         }
         Err(unknown("the MCP server sent no JSON-RPC message"))
@@ -606,7 +610,9 @@ pub async fn probe(
             transport,
             url,
             headers,
-        } => match tokio::time::timeout(deadline, probe_remote(http, *transport, url, headers)).await {
+        } => match tokio::time::timeout(deadline, probe_remote(http, *transport, url, headers))
+            .await
+        {
             Ok(r) => r,
             Err(_) => Err(timeout_failure(deadline)),
         },
@@ -660,15 +666,21 @@ done
             env: vec![],
             cwd: None,
         };
-        let r = probe(&missing, Duration::from_secs(5), &http).await.unwrap_err();
+        let r = probe(&missing, Duration::from_secs(5), &http)
+            .await
+            .unwrap_err();
         assert_eq!(r.kind, FailureKind::Connection);
         let dies = stdio("echo 'fatal: no token' >&2; exit 3", vec![]);
-        let r = probe(&dies, Duration::from_secs(5), &http).await.unwrap_err();
+        let r = probe(&dies, Duration::from_secs(5), &http)
+            .await
+            .unwrap_err();
         assert_eq!(r.kind, FailureKind::Connection);
         assert!(r.error.contains("fatal: no token"), "{}", r.error);
         let silent = stdio("sleep 30", vec![]);
         let started = std::time::Instant::now();
-        let r = probe(&silent, Duration::from_millis(300), &http).await.unwrap_err();
+        let r = probe(&silent, Duration::from_millis(300), &http)
+            .await
+            .unwrap_err();
         assert_eq!(r.kind, FailureKind::Timeout);
         assert!(started.elapsed() < Duration::from_secs(5));
     }
@@ -688,7 +700,8 @@ done
             })
             .unwrap_or_else(|| "AGENT_SERVER_NOT_SET".into());
         let http = client();
-        let script = FAKE_SERVER.replace("\"$TOOL_NAME\"", &format!("\"${{{probe_var}:-absent}}\""));
+        let script =
+            FAKE_SERVER.replace("\"$TOOL_NAME\"", &format!("\"${{{probe_var}:-absent}}\""));
         let r = probe(&stdio(&script, vec![]), Duration::from_secs(10), &http).await;
         assert_eq!(r, Ok(vec!["echo".to_string(), "absent".to_string()]));
     }

@@ -57,8 +57,8 @@ fn sorted_unique(mut v: Vec<String>) -> Vec<String> {
 pub fn llm_catalog() -> &'static LlmCatalog {
     static CATALOG: OnceLock<LlmCatalog> = OnceLock::new();
     CATALOG.get_or_init(|| {
-        let raw: RawCatalog =
-            serde_json::from_str(include_str!("llm_catalog.json")).unwrap_or_else(|e| {
+        let raw: RawCatalog = serde_json::from_str(include_str!("llm_catalog.json"))
+            .unwrap_or_else(|e| {
                 log::error!("the built-in LLM catalogue is unreadable: {e}");
                 RawCatalog {
                     providers: vec![],
@@ -118,6 +118,9 @@ mod tests {
         assert!(anthropic.iter().all(|m| m.starts_with("anthropic/")));
         assert!(c.models_of(Some("nope")).is_empty());
         assert!(c.verified["openai"].contains(&"gpt-4o".to_string()));
-        assert_eq!(registered_tools(), vec!["file_editor", "task_tracker", "terminal"]);
+        assert_eq!(
+            registered_tools(),
+            vec!["file_editor", "task_tracker", "terminal"]
+        );
     }
 }

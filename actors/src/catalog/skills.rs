@@ -153,7 +153,11 @@ fn front_matter(text: &str) -> (Vec<(String, Yaml)>, String) {
             body = Some(rest[offset..].to_string());
             break;
         }
-        if let Some(item) = l.trim_start().strip_prefix("- ").filter(|_| l.starts_with(' ') || l.starts_with('-')) {
+        if let Some(item) = l
+            .trim_start()
+            .strip_prefix("- ")
+            .filter(|_| l.starts_with(' ') || l.starts_with('-'))
+        {
             if let Some((_, v)) = fields.last_mut() {
                 match v {
                     Yaml::List(items) => items.push(unquote(item)),
@@ -225,7 +229,10 @@ fn skill_from_file(path: &Path, derived_name: &str, agentskills: bool) -> Option
         _ => None,
     };
     let disable_model_invocation = matches!(
-        field(&fields, &["disable-model-invocation", "disable_model_invocation"]),
+        field(
+            &fields,
+            &["disable-model-invocation", "disable_model_invocation"]
+        ),
         Some(Yaml::Bool(true))
     );
     Some(Skill {
@@ -254,7 +261,10 @@ fn markdown_files(dir: &Path, skip: &HashSet<PathBuf>) -> Vec<PathBuf> {
         for e in entries {
             seen += 1;
             if seen > MAX_FILES {
-                log::warn!("{}: more than {MAX_FILES} entries; the rest is skipped", dir.display());
+                log::warn!(
+                    "{}: more than {MAX_FILES} entries; the rest is skipped",
+                    dir.display()
+                );
                 return out;
             }
             let path = e.path();
@@ -266,7 +276,9 @@ fn markdown_files(dir: &Path, skip: &HashSet<PathBuf>) -> Vec<PathBuf> {
                 continue;
             }
             let name = e.file_name().to_string_lossy().into_owned();
-            if name.ends_with(".md") && name != "README.md" && !name.eq_ignore_ascii_case("skill.md")
+            if name.ends_with(".md")
+                && name != "README.md"
+                && !name.eq_ignore_ascii_case("skill.md")
             {
                 out.push(path);
             }
@@ -475,13 +487,25 @@ mod tests {
         let (f, body) = front_matter(
             "---\nname: git-helper\ndescription: \"Helps: with git\"\ntriggers:\n  - git\n  - 'commit'\nflag: true\nmetadata:\n  a: b\n---\n\nBody text\n",
         );
-        assert_eq!(field(&f, &["name"]), Some(&Yaml::Scalar("git-helper".into())));
-        assert_eq!(field(&f, &["description"]), Some(&Yaml::Scalar("Helps: with git".into())));
-        assert_eq!(field(&f, &["triggers"]), Some(&Yaml::List(vec!["git".into(), "commit".into()])));
+        assert_eq!(
+            field(&f, &["name"]),
+            Some(&Yaml::Scalar("git-helper".into()))
+        );
+        assert_eq!(
+            field(&f, &["description"]),
+            Some(&Yaml::Scalar("Helps: with git".into()))
+        );
+        assert_eq!(
+            field(&f, &["triggers"]),
+            Some(&Yaml::List(vec!["git".into(), "commit".into()]))
+        );
         assert_eq!(field(&f, &["flag"]), Some(&Yaml::Bool(true)));
         assert_eq!(body, "Body text\n");
         let (f, _) = front_matter("---\ntriggers: [a, \"b\"]\n---\nx");
-        assert_eq!(field(&f, &["triggers"]), Some(&Yaml::List(vec!["a".into(), "b".into()])));
+        assert_eq!(
+            field(&f, &["triggers"]),
+            Some(&Yaml::List(vec!["a".into(), "b".into()]))
+        );
         let (f, body) = front_matter("no front matter");
         assert!(f.is_empty());
         assert_eq!(body, "no front matter");
@@ -495,14 +519,26 @@ mod tests {
         std::fs::create_dir_all(skills.join("nested")).unwrap();
         std::fs::create_dir_all(skills.join("pdf")).unwrap();
         std::fs::write(skills.join("always.md"), "Always on").unwrap();
-        std::fs::write(skills.join("nested/deep.md"), "---\ntriggers: [deep]\n---\nDeep").unwrap();
+        std::fs::write(
+            skills.join("nested/deep.md"),
+            "---\ntriggers: [deep]\n---\nDeep",
+        )
+        .unwrap();
         std::fs::write(skills.join("README.md"), "ignored").unwrap();
-        std::fs::write(skills.join("pdf/SKILL.md"), "---\nname: pdf\ndescription: PDFs\n---\nUse pdftotext").unwrap();
+        std::fs::write(
+            skills.join("pdf/SKILL.md"),
+            "---\nname: pdf\ndescription: PDFs\n---\nUse pdftotext",
+        )
+        .unwrap();
         std::fs::write(proj.path().join("AGENTS.md"), "Repo rules").unwrap();
         let user = home.path().join(".openhands/skills");
         std::fs::create_dir_all(&user).unwrap();
         std::fs::write(user.join("always.md"), "user version").unwrap();
-        std::fs::write(user.join("mine.md"), "---\nname: mine\ntriggers:\n- me\n---\nMine").unwrap();
+        std::fs::write(
+            user.join("mine.md"),
+            "---\nname: mine\ntriggers:\n- me\n---\nMine",
+        )
+        .unwrap();
 
         let out = load_skills(&SkillSources {
             load_public: true,
@@ -511,16 +547,41 @@ mod tests {
             load_org: true,
             project_dir: Some(proj.path().to_path_buf()),
             home: Some(home.path().to_path_buf()),
-            sandbox_urls: vec![ExposedUrl { name: "WORKER_1".into(), url: "http://h:1".into(), port: 1 }],
+            sandbox_urls: vec![ExposedUrl {
+                name: "WORKER_1".into(),
+                url: "http://h:1".into(),
+                port: 1,
+            }],
         });
-        assert_eq!(out["sources"], json!({"sandbox": 1, "sdk_base": 2, "org": 0, "project": 4}));
-        let names: Vec<&str> = out["skills"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
-        assert_eq!(names, ["work_hosts", "always", "mine", "agents", "nested/deep", "pdf"]);
+        assert_eq!(
+            out["sources"],
+            json!({"sandbox": 1, "sdk_base": 2, "org": 0, "project": 4})
+        );
+        let names: Vec<&str> = out["skills"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "work_hosts",
+                "always",
+                "mine",
+                "agents",
+                "nested/deep",
+                "pdf"
+            ]
+        );
         let always = &out["skills"][1];
         assert_eq!(always["content"], "Always on", "project overrides user");
         assert_eq!(always["type"], "repo");
         let deep = &out["skills"][4];
-        assert_eq!((deep["type"].as_str(), &deep["triggers"]), (Some("knowledge"), &json!(["deep"])));
+        assert_eq!(
+            (deep["type"].as_str(), &deep["triggers"]),
+            (Some("knowledge"), &json!(["deep"]))
+        );
         let pdf = &out["skills"][5];
         assert_eq!(pdf["type"], "agentskills");
         assert_eq!(pdf["is_agentskills_format"], true);

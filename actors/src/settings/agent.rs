@@ -147,7 +147,12 @@ impl<'a> Fields<'a> {
         Ok(Value::from(n))
     }
 
-    fn number(&self, key: &str, default: f64, check: impl Fn(f64) -> bool) -> Result<Value, Invalid> {
+    fn number(
+        &self,
+        key: &str,
+        default: f64,
+        check: impl Fn(f64) -> bool,
+    ) -> Result<Value, Invalid> {
         let x = match self.get(key) {
             None => default,
             Some(v) => v
@@ -286,14 +291,14 @@ pub fn normalize_llm(input: &Value) -> Result<Value, FieldError> {
     };
     choice("reasoning_effort", &REASONING_EFFORTS)?;
     choice("reasoning_summary", &REASONING_SUMMARIES)?;
-    if let Some(Value::Object(h)) = v.get("extra_headers") {
-        if let Some((k, _)) = h.iter().find(|(_, x)| !x.is_string()) {
-            return Err(FieldError {
-                loc: vec!["extra_headers".into(), k.clone()],
-                msg: "Input should be a valid string".into(),
-                kind: "string_type",
-            });
-        }
+    if let Some(Value::Object(h)) = v.get("extra_headers")
+        && let Some((k, _)) = h.iter().find(|(_, x)| !x.is_string())
+    {
+        return Err(FieldError {
+            loc: vec!["extra_headers".into(), k.clone()],
+            msg: "Input should be a valid string".into(),
+            kind: "string_type",
+        });
     }
     Ok(v)
 }
@@ -327,7 +332,12 @@ fn tools_field(f: &Fields<'_>) -> Result<Value, Invalid> {
             .ok_or_else(|| invalid(&path, "expected a tool object"))?;
         let name = match obj.get("name") {
             Some(Value::String(s)) if !s.is_empty() => s.clone(),
-            _ => return Err(invalid(&join(&path, "name"), "a non-empty string is required")),
+            _ => {
+                return Err(invalid(
+                    &join(&path, "name"),
+                    "a non-empty string is required",
+                ));
+            }
         };
         let params = match obj.get("params") {
             None | Some(Value::Null) => json!({}),
@@ -447,11 +457,11 @@ fn migrate_agent(mut obj: Map<String, Value>) -> Result<Map<String, Value>, Inva
         obj.insert("agent_kind".into(), json!("openhands"));
     }
     // Version 3 moved these two to the conversation settings.
-    if version < 3 {
-        if let Some(Value::Object(v)) = obj.get_mut("verification") {
-            v.shift_remove("confirmation_mode");
-            v.shift_remove("security_analyzer");
-        }
+    if version < 3
+        && let Some(Value::Object(v)) = obj.get_mut("verification")
+    {
+        v.shift_remove("confirmation_mode");
+        v.shift_remove("security_analyzer");
     }
     obj.insert(
         "schema_version".into(),
@@ -528,7 +538,12 @@ pub fn normalize_conversation_settings(input: &Value) -> Result<Value, Invalid> 
         None => json!("llm"),
         Some(Value::Null) => Value::Null,
         Some(Value::String(s)) if SECURITY_ANALYZERS.contains(&s.as_str()) => json!(s),
-        Some(_) => return Err(invalid("security_analyzer", "expected 'llm', 'none' or null")),
+        Some(_) => {
+            return Err(invalid(
+                "security_analyzer",
+                "expected 'llm', 'none' or null",
+            ));
+        }
     };
     Ok(json!({
         "schema_version": CONVERSATION_SETTINGS_SCHEMA_VERSION,
@@ -618,7 +633,8 @@ mod tests {
         assert_eq!(a["agent_kind"], "openhands");
         assert_eq!(a["schema_version"], 3);
         assert_eq!(a["verification"]["critic_enabled"], true);
-        let acp = normalize_agent_settings(&json!({"agent_kind": "acp", "acp_env": {"K": "v"}})).unwrap();
+        let acp =
+            normalize_agent_settings(&json!({"agent_kind": "acp", "acp_env": {"K": "v"}})).unwrap();
         let keys: Vec<&String> = acp.as_object().unwrap().keys().collect();
         assert_eq!(keys[2], "acp_server");
         assert_eq!(acp["acp_prompt_timeout"].to_string(), "1800.0");

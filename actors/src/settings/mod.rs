@@ -168,8 +168,7 @@ pub fn valid_profile_name(name: &str) -> bool {
     !b.is_empty()
         && b.len() <= 64
         && b[0].is_ascii_alphanumeric()
-        && b
-            .iter()
+        && b.iter()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
 }
 
@@ -188,12 +187,20 @@ pub fn profile_name_from_model(model: &str) -> String {
             }
         })
         .collect();
-    if name.chars().next().is_some_and(|c| !c.is_ascii_alphanumeric()) {
+    if name
+        .chars()
+        .next()
+        .is_some_and(|c| !c.is_ascii_alphanumeric())
+    {
         name.insert(0, 'm');
     }
     name.truncate(64);
     let name = name.trim_end_matches(['.', '_', '-']).to_string();
-    if name.is_empty() { "default".into() } else { name }
+    if name.is_empty() {
+        "default".into()
+    } else {
+        name
+    }
 }
 
 #[cfg(test)]

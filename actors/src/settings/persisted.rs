@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 
 use super::agent::{
-    default_agent_settings, default_conversation_settings, deep_merge, normalize_agent_settings,
+    deep_merge, default_agent_settings, default_conversation_settings, normalize_agent_settings,
     normalize_conversation_settings,
 };
 use super::slots::{
@@ -55,15 +55,17 @@ impl Persisted {
     fn from_stored(bytes: &[u8], cipher: Option<&Cipher>) -> Option<Persisted> {
         let stored: Value = serde_json::from_slice(bytes).ok()?;
         let obj = stored.as_object()?;
-        let version = obj.get("schema_version").and_then(Value::as_i64).unwrap_or(0);
+        let version = obj
+            .get("schema_version")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
         if version > PERSISTED_SCHEMA_VERSION {
             return None;
         }
         let mut agent = normalize_agent_settings(obj.get("agent_settings")?).ok()?;
-        let conversation = normalize_conversation_settings(
-            obj.get("conversation_settings").unwrap_or(&json!({})),
-        )
-        .ok()?;
+        let conversation =
+            normalize_conversation_settings(obj.get("conversation_settings").unwrap_or(&json!({})))
+                .ok()?;
         let active_profile = obj
             .get("active_profile")
             .and_then(Value::as_str)
@@ -85,7 +87,11 @@ impl Persisted {
     }
 
     /// The agent settings as a client may see them.
-    pub fn render_agent(&self, mode: Expose, cipher: Option<&Cipher>) -> Result<Value, SettingsError> {
+    pub fn render_agent(
+        &self,
+        mode: Expose,
+        cipher: Option<&Cipher>,
+    ) -> Result<Value, SettingsError> {
         let mut v = self.agent_settings.clone();
         render_slots(&mut v, agent_settings_slots, mode, cipher)?;
         Ok(v)
@@ -157,8 +163,9 @@ fn compute(
     let mut new_agent = None;
     if let Some(diff) = &update.agent_settings_diff {
         let mut diff = diff.clone();
-        open_incoming(&mut diff, agent_settings_slots, store.cipher(), SCOPE)
-            .map_err(|path| SettingsError::Invalid(format!("{path}: sealed value cannot be opened")))?;
+        open_incoming(&mut diff, agent_settings_slots, store.cipher(), SCOPE).map_err(|path| {
+            SettingsError::Invalid(format!("{path}: sealed value cannot be opened"))
+        })?;
         let mut merged = current.agent_settings.clone();
         deep_merge(&mut merged, &diff);
         let mut normalized =
@@ -280,7 +287,9 @@ mod tests {
     fn update_seals_and_reads_back() {
         let (s, _db) = store(Some("k"));
         let p = s
-            .update_settings(&patch(json!({"llm": {"model": "openai/x", "api_key": "sk-secret"}})))
+            .update_settings(&patch(
+                json!({"llm": {"model": "openai/x", "api_key": "sk-secret"}}),
+            ))
             .unwrap();
         assert!(p.llm_api_key_is_set());
         let raw = s.settings.get(KEY).unwrap().unwrap();
@@ -297,7 +306,8 @@ mod tests {
     fn other_key_refuses_updates_that_keep_the_value() {
         let db = sled::Config::new().temporary(true).open().unwrap();
         let a = SettingsStore::open(&db, Some(Arc::new(Cipher::from_secret("a")))).unwrap();
-        a.update_settings(&patch(json!({"llm": {"api_key": "sk-1"}}))).unwrap();
+        a.update_settings(&patch(json!({"llm": {"api_key": "sk-1"}})))
+            .unwrap();
         let b = SettingsStore::open(&db, Some(Arc::new(Cipher::from_secret("b")))).unwrap();
         let p = b.settings().unwrap();
         assert!(!p.llm_api_key_is_set());
@@ -305,7 +315,10 @@ mod tests {
             p.response(Expose::Plaintext, b.cipher()),
             Err(SettingsError::Unreadable)
         ));
-        assert_eq!(p.response(Expose::Redacted, b.cipher()).unwrap()["agent_settings"]["llm"]["api_key"], Value::Null);
+        assert_eq!(
+            p.response(Expose::Redacted, b.cipher()).unwrap()["agent_settings"]["llm"]["api_key"],
+            Value::Null
+        );
         assert!(matches!(
             b.update_settings(&patch(json!({"agent": "X"}))),
             Err(SettingsError::Unreadable)
@@ -330,7 +343,10 @@ mod tests {
             conversation_settings_diff: Some(json!({"max_iterations": -1})),
             active_profile: None,
         };
-        assert!(matches!(s.update_settings(&bad), Err(SettingsError::Invalid(_))));
+        assert!(matches!(
+            s.update_settings(&bad),
+            Err(SettingsError::Invalid(_))
+        ));
         let p = s.settings().unwrap();
         assert_eq!(p.conversation_settings["max_iterations"], 7);
         assert_eq!(p.agent_settings["agent"], "CodeActAgent");

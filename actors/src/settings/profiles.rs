@@ -76,7 +76,9 @@ impl Profile {
     }
 }
 
-fn read_count(tx: &TransactionalTree) -> Result<usize, ConflictableTransactionError<SettingsError>> {
+fn read_count(
+    tx: &TransactionalTree,
+) -> Result<usize, ConflictableTransactionError<SettingsError>> {
     Ok(tx
         .get(COUNT_KEY)?
         .and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
@@ -118,10 +120,11 @@ impl SettingsStore {
     /// side effect of listing).
     pub fn list_profiles(&self) -> Result<(Vec<ProfileSummary>, Option<String>), SettingsError> {
         let settings = self.settings()?;
-        if self.profile_count()? == 0 && settings.llm_api_key_is_set() {
-            if let Err(e) = self.auto_create(&settings) {
-                log::warn!("could not create a profile from the current LLM settings: {e}");
-            }
+        if self.profile_count()? == 0
+            && settings.llm_api_key_is_set()
+            && let Err(e) = self.auto_create(&settings)
+        {
+            log::warn!("could not create a profile from the current LLM settings: {e}");
         }
         let mut out = vec![];
         for item in self.profiles.iter() {
@@ -139,8 +142,7 @@ impl SettingsStore {
                 name,
                 model: text("model"),
                 base_url: text("base_url"),
-                api_key_set: text("api_key")
-                    .is_some_and(|k| !k.trim().is_empty() && k != REDACTED),
+                api_key_set: text("api_key").is_some_and(|k| !k.trim().is_empty() && k != REDACTED),
             });
         }
         let active = self.settings()?.active_profile;
@@ -327,21 +329,32 @@ mod tests {
         s.save_profile("b", &llm("openai/b"), false).unwrap();
         assert!(!s.profile("b").unwrap().unwrap().api_key_set());
         s.activate_profile("a").unwrap();
-        assert!(matches!(s.rename_profile("a", "b"), Err(SettingsError::Exists)));
-        assert!(matches!(s.rename_profile("zz", "c"), Err(SettingsError::NotFound)));
+        assert!(matches!(
+            s.rename_profile("a", "b"),
+            Err(SettingsError::Exists)
+        ));
+        assert!(matches!(
+            s.rename_profile("zz", "c"),
+            Err(SettingsError::NotFound)
+        ));
         s.rename_profile("a", "c").unwrap();
         assert_eq!(s.settings().unwrap().active_profile.as_deref(), Some("c"));
         assert_eq!(s.profile("c").unwrap().unwrap().llm["api_key"], "sk-p");
         let p = s.activate_profile("c").unwrap();
         assert_eq!(p.agent_settings["llm"]["model"], "openai/a");
-        assert!(matches!(s.activate_profile("nope"), Err(SettingsError::NotFound)));
+        assert!(matches!(
+            s.activate_profile("nope"),
+            Err(SettingsError::NotFound)
+        ));
     }
 
     #[test]
     fn listing_creates_a_profile_from_settings() {
         let s = store("k");
         s.update_settings(&SettingsUpdate {
-            agent_settings_diff: Some(json!({"llm": {"model": "anthropic/claude-x", "api_key": "sk"}})),
+            agent_settings_diff: Some(
+                json!({"llm": {"model": "anthropic/claude-x", "api_key": "sk"}}),
+            ),
             ..Default::default()
         })
         .unwrap();

@@ -64,7 +64,8 @@ impl SettingsStore {
         let Some(bytes) = self.secrets.get(name.as_bytes())? else {
             return Ok(None);
         };
-        let record: Value = serde_json::from_slice(&bytes).map_err(|_| SettingsError::Unreadable)?;
+        let record: Value =
+            serde_json::from_slice(&bytes).map_err(|_| SettingsError::Unreadable)?;
         match record.get("secret") {
             Some(Value::String(s)) if is_sealed(s) => self
                 .cipher()
@@ -109,14 +110,20 @@ mod tests {
                 ("EMPTY".to_string(), None)
             ]
         );
-        assert_eq!(s.secret_value("A_TOKEN").unwrap().as_deref(), Some("value-a"));
+        assert_eq!(
+            s.secret_value("A_TOKEN").unwrap().as_deref(),
+            Some("value-a")
+        );
         assert_eq!(s.secret_value("EMPTY").unwrap(), None);
         assert_eq!(s.secret_value("NONE").unwrap(), None);
         let raw = s.secrets.get("A_TOKEN").unwrap().unwrap();
         assert!(!String::from_utf8_lossy(&raw).contains("value-a"));
 
         let other = SettingsStore::open(&db, Some(Arc::new(Cipher::from_secret("x")))).unwrap();
-        assert!(matches!(other.secret_value("A_TOKEN"), Err(SettingsError::Unreadable)));
+        assert!(matches!(
+            other.secret_value("A_TOKEN"),
+            Err(SettingsError::Unreadable)
+        ));
         assert!(other.delete_secret("A_TOKEN").unwrap());
         assert!(!s.delete_secret("A_TOKEN").unwrap());
     }

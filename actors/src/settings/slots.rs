@@ -160,7 +160,12 @@ pub fn open_slots(
 /// Seals every plaintext slot for storage. Without a key the values stay in
 /// clear (the reference's behaviour); the number of such values is returned
 /// so the caller can warn.
-pub fn seal_slots(value: &mut Value, visit: Visitor, cipher: Option<&Cipher>, scope: &str) -> usize {
+pub fn seal_slots(
+    value: &mut Value,
+    visit: Visitor,
+    cipher: Option<&Cipher>,
+    scope: &str,
+) -> usize {
     let mut clear = 0;
     visit(value, &mut |path, _, slot| {
         if let Value::String(s) = slot {
@@ -278,7 +283,10 @@ mod tests {
         render_slots(&mut r, agent_settings_slots, Expose::Redacted, None).unwrap();
         assert_eq!(r["llm"]["api_key"], REDACTED);
         assert_eq!(r["llm"]["aws_session_token"], Value::Null);
-        assert_eq!(r["mcp_config"]["mcpServers"]["gh"]["env"]["TOKEN"], SANITIZED);
+        assert_eq!(
+            r["mcp_config"]["mcpServers"]["gh"]["env"]["TOKEN"],
+            SANITIZED
+        );
         assert_eq!(r["agent_context"]["secrets"]["B"]["value"], REDACTED);
 
         let mut e = v.clone();
@@ -298,7 +306,12 @@ mod tests {
     #[test]
     fn wrong_key_is_reported_never_revealed() {
         let mut v = settings();
-        seal_slots(&mut v, agent_settings_slots, Some(&Cipher::from_secret("a")), "s/");
+        seal_slots(
+            &mut v,
+            agent_settings_slots,
+            Some(&Cipher::from_secret("a")),
+            "s/",
+        );
         let other = Cipher::from_secret("b");
         let bad = open_slots(&mut v, agent_settings_slots, Some(&other), "s/");
         assert_eq!(bad.len(), 5);
@@ -306,12 +319,18 @@ mod tests {
         assert!(has_sealed(&mut v, agent_settings_slots));
         let mut p = v.clone();
         assert_eq!(
-            render_slots(&mut p, agent_settings_slots, Expose::Plaintext, Some(&other)),
+            render_slots(
+                &mut p,
+                agent_settings_slots,
+                Expose::Plaintext,
+                Some(&other)
+            ),
             Err(RenderError::Unreadable)
         );
         render_slots(&mut v, agent_settings_slots, Expose::Redacted, Some(&other)).unwrap();
         assert_eq!(v["llm"]["api_key"], Value::Null);
-        let mut incoming = json!({"api_key": Cipher::from_secret("a").seal_str(EXPORT_AAD, "x").unwrap()});
+        let mut incoming =
+            json!({"api_key": Cipher::from_secret("a").seal_str(EXPORT_AAD, "x").unwrap()});
         assert_eq!(
             open_incoming(&mut incoming, llm_slots, Some(&other), "p/"),
             Err("api_key".to_string())

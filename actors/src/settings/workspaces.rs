@@ -59,7 +59,11 @@ fn text(
                 Ok(Some(s.clone()))
             }
         }
-        Some((k, _)) => Err(field_error(at(k), "string_type", "Input should be a valid string")),
+        Some((k, _)) => Err(field_error(
+            at(k),
+            "string_type",
+            "Input should be a valid string",
+        )),
     }
 }
 
@@ -77,7 +81,11 @@ pub fn parse_items(body: &Value, field: &str, with_parent: bool) -> Result<Vec<V
         return Err(field_error(vec![field.into()], "missing", "Field required"));
     };
     let Value::Array(items) = list else {
-        return Err(field_error(vec![field.into()], "list_type", "Input should be a valid list"));
+        return Err(field_error(
+            vec![field.into()],
+            "list_type",
+            "Input should be a valid list",
+        ));
     };
     let mut out = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
@@ -93,10 +101,10 @@ pub fn parse_items(body: &Value, field: &str, with_parent: bool) -> Result<Vec<V
         let name = text(m, &["name"], &loc, MAX_NAME, true)?;
         let path = text(m, &["path"], &loc, MAX_PATH, true)?;
         let mut v = json!({"id": id, "name": name, "path": path});
-        if with_parent {
-            if let Some(p) = text(m, &["parentPath", "parent_path"], &loc, MAX_PATH, false)? {
-                v["parentPath"] = Value::String(p);
-            }
+        if with_parent
+            && let Some(p) = text(m, &["parentPath", "parent_path"], &loc, MAX_PATH, false)?
+        {
+            v["parentPath"] = Value::String(p);
         }
         out.push(v);
     }
@@ -151,7 +159,11 @@ impl SettingsStore {
     }
 
     /// Appends items whose `path` is new; returns the full lists.
-    pub fn add_workspaces(&self, list: WorkspaceList, items: &[Value]) -> Result<Value, SettingsError> {
+    pub fn add_workspaces(
+        &self,
+        list: WorkspaceList,
+        items: &[Value],
+    ) -> Result<Value, SettingsError> {
         let out = self.workspaces.transaction(|tx| {
             let mut v = match tx.get(KEY)? {
                 None => empty(),
@@ -230,14 +242,25 @@ mod tests {
 
     #[test]
     fn validation() {
-        let e = parse_items(&json!({"parents": [{"id": "", "name": "n", "path": "/p"}]}), "parents", false)
-            .unwrap_err();
+        let e = parse_items(
+            &json!({"parents": [{"id": "", "name": "n", "path": "/p"}]}),
+            "parents",
+            false,
+        )
+        .unwrap_err();
         assert_eq!(e.loc, vec!["parents", "0", "id"]);
         assert_eq!(e.kind, "string_too_short");
         let long = "x".repeat(MAX_NAME + 1);
-        let e = parse_items(&json!({"parents": [{"id": "i", "name": long, "path": "/p"}]}), "parents", false)
-            .unwrap_err();
+        let e = parse_items(
+            &json!({"parents": [{"id": "i", "name": long, "path": "/p"}]}),
+            "parents",
+            false,
+        )
+        .unwrap_err();
         assert_eq!(e.kind, "string_too_long");
-        assert_eq!(parse_items(&json!({}), "parents", false).unwrap_err().kind, "missing");
+        assert_eq!(
+            parse_items(&json!({}), "parents", false).unwrap_err().kind,
+            "missing"
+        );
     }
 }
