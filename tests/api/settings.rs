@@ -354,6 +354,9 @@ async fn expose_modes_and_get_llm() {
 #[actix_web::test]
 async fn encrypted_without_a_key_is_503() {
     let app = spawn_app().await;
+    // With no secret to seal, there is nothing to refuse (as in the reference).
+    let (status, _) = get_with(&app, "/api/settings", Some("encrypted")).await;
+    assert_eq!(status, 200);
     set_api_key(&app, "sk-x").await;
     let (status, body) = get_with(&app, "/api/settings", Some("encrypted")).await;
     assert_eq!(status, 503);

@@ -190,16 +190,15 @@ pub fn has_sealed(value: &mut Value, visit: Visitor) -> bool {
     found
 }
 
-/// Renders opened slots for a client in the given mode.
+/// Renders opened slots for a client in the given mode. `encrypted`
+/// without a key only fails when there is a value to seal, as in the
+/// reference.
 pub fn render_slots(
     value: &mut Value,
     visit: Visitor,
     mode: Expose,
     cipher: Option<&Cipher>,
 ) -> Result<(), RenderError> {
-    if mode == Expose::Encrypted && cipher.is_none() {
-        return Err(RenderError::NoCipher);
-    }
     let mut failure = None;
     visit(value, &mut |_, kind, slot| {
         let Value::String(s) = slot else { return };
@@ -214,11 +213,15 @@ pub fn render_slots(
                     (SlotKind::Secret, false) => Value::String(REDACTED.into()),
                 };
             }
-            _ if sealed_at_rest => failure = Some(RenderError::Unreadable),
+            _ if sealed_at_rest => {
+                failure.get_or_insert(RenderError::Unreadable);
+            }
             Expose::Plaintext => {}
             Expose::Encrypted => match cipher.map(|c| c.seal_str(EXPORT_AAD, s)) {
                 Some(Ok(token)) => *slot = Value::String(token),
-                _ => failure = Some(RenderError::NoCipher),
+                _ => {
+                    failure.get_or_insert(RenderError::NoCipher);
+                }
             },
         }
     });
@@ -293,6 +296,11 @@ mod tests {
         assert_eq!(
             render_slots(&mut e, agent_settings_slots, Expose::Encrypted, None),
             Err(RenderError::NoCipher)
+        );
+        let mut nothing = json!({"llm": {"api_key": null}});
+        assert_eq!(
+            render_slots(&mut nothing, agent_settings_slots, Expose::Encrypted, None),
+            Ok(())
         );
         render_slots(&mut e, agent_settings_slots, Expose::Encrypted, Some(&c)).unwrap();
         let token = e["llm"]["api_key"].as_str().unwrap().to_string();
