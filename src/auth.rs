@@ -109,15 +109,20 @@ pub fn is_workspace_path(path: &str) -> bool {
     !id.is_empty() && (tail == "workspace" || tail.starts_with("workspace/"))
 }
 
-/// The key presented in a request's header (or, for workspace routes, cookie).
-fn presented_key(req: &HttpRequest, allow_cookie: bool) -> Option<String> {
-    if let Some(v) = req.headers().get("x-session-api-key") {
-        return v.to_str().ok().map(str::to_string);
-    }
-    if allow_cookie {
-        return req.cookie_value(WORKSPACE_COOKIE);
-    }
-    None
+/// Whether a request carries a valid key: in its header, or — for the
+/// workspace file routes — in the workspace cookie (tried too when the
+/// header is absent or wrong, as the reference does).
+fn request_authorized(req: &HttpRequest, access: &Access, allow_cookie: bool) -> bool {
+    let header_ok = req
+        .headers()
+        .get("x-session-api-key")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|k| access.accepts(k));
+    header_ok
+        || (allow_cookie
+            && req
+                .cookie_value(WORKSPACE_COOKIE)
+                .is_some_and(|k| access.accepts(&k)))
 }
 
 trait CookieValue {
@@ -146,19 +151,18 @@ pub async fn require_key(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let path = req.path();
-    let guarded = path == "/api" || path.starts_with("/api/");
+    // `/api/tools` is only a redirect to `/api/tools/`, issued before auth
+    // as the reference's framework does.
+    let guarded = (path == "/api" || path.starts_with("/api/")) && path != "/api/tools";
     if guarded
         && req.method() != actix_web::http::Method::OPTIONS
         && let Some(state) = req.app_data::<web::Data<AppState>>()
     {
         let access = state.access.get();
-        if access.enabled() {
-            let allow_cookie = is_workspace_path(path);
-            let ok = presented_key(req.request(), allow_cookie).is_some_and(|k| access.accepts(&k));
-            if !ok {
-                let resp = ApiError::unauthorized().error_response();
-                return Ok(req.into_response(resp).map_into_right_body());
-            }
+        if access.enabled() && !request_authorized(req.request(), &access, is_workspace_path(path))
+        {
+            let resp = ApiError::unauthorized().error_response();
+            return Ok(req.into_response(resp).map_into_right_body());
         }
     }
     Ok(next.call(req).await?.map_into_left_body())

@@ -6,8 +6,9 @@ use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::routes::{
-    bash::BashApi, conversations::ConversationsApi, events::EventsApi, files::FilesApi,
-    git::GitApi, server::ServerApi, workspace::WorkspaceApi,
+    bash::BashApi, catalog::CatalogApi, conversations::ConversationsApi, events::EventsApi,
+    files::FilesApi, git::GitApi, peripheral::PeripheralApi, profiles::ProfilesApi,
+    server::ServerApi, settings::SettingsApi, workspace::WorkspaceApi, workspaces::WorkspacesApi,
 };
 
 /// The whole API description.
@@ -19,6 +20,11 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(GitApi::openapi());
     doc.merge(WorkspaceApi::openapi());
     doc.merge(BashApi::openapi());
+    doc.merge(SettingsApi::openapi());
+    doc.merge(ProfilesApi::openapi());
+    doc.merge(WorkspacesApi::openapi());
+    doc.merge(CatalogApi::openapi());
+    doc.merge(PeripheralApi::openapi());
     doc.info.title = "OpenHands Agent Server".into();
     doc.info.description =
         Some("OpenHands Agent Server - REST/WebSocket interface for OpenHands AI Agent (Rust implementation)".into());

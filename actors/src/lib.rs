@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod bash;
+pub mod catalog;
 pub mod conversation;
 pub mod crypto;
 pub mod ids;
@@ -11,6 +12,7 @@ pub mod llm;
 pub mod metrics;
 pub mod model;
 pub mod search;
+pub mod settings;
 pub mod store;
 pub mod time;
 pub mod tools;

@@ -3,12 +3,18 @@
 //! gives framework-generated errors (404, 405, 413) the reference's JSON body.
 
 pub mod bash;
+pub mod catalog;
 pub mod conversations;
 pub mod events;
+mod fields;
 pub mod files;
 pub mod git;
+pub mod peripheral;
+pub mod profiles;
 pub mod server;
+pub mod settings;
 pub mod workspace;
+pub mod workspaces;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -27,6 +33,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     git::configure(cfg);
     workspace::configure(cfg);
     bash::configure(cfg);
+    settings::configure(cfg);
+    profiles::configure(cfg);
+    workspaces::configure(cfg);
+    catalog::configure(cfg);
+    peripheral::configure(cfg);
 }
 
 /// Answer for a path that exists with another method.

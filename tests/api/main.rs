@@ -4,11 +4,13 @@
 
 mod agent;
 mod bash;
+mod catalog;
 mod conversations;
 mod files;
 mod git;
 mod helpers;
 mod llm;
 mod persistence;
+mod settings;
 mod websocket;
 mod workspace;

@@ -14,7 +14,7 @@ mod prompt;
 mod provider;
 mod pyjson;
 mod retry;
-mod sse;
+pub(crate) mod sse;
 mod transport;
 mod types;
 
