@@ -388,6 +388,30 @@ impl Store {
         }
     }
 
+    /// Copies every event of `from` into the (new, empty) log of `to`, in
+    /// batches; returns how many were copied. The copies keep their ids.
+    pub fn copy_events(&self, from: &Uuid, to: &Uuid) -> Result<u64, StoreError> {
+        let mut batch: Vec<EncodedEvent> = Vec::with_capacity(512);
+        let mut n = 0;
+        for item in self.events_from(from, 1, false) {
+            let e = item?;
+            batch.push(EncodedEvent {
+                seq: e.seq,
+                id: e.id().to_string(),
+                bytes: e.raw.to_vec(),
+            });
+            n += 1;
+            if batch.len() == 512 {
+                self.append(to, &batch, None)?;
+                batch.clear();
+            }
+        }
+        if !batch.is_empty() {
+            self.append(to, &batch, None)?;
+        }
+        Ok(n)
+    }
+
     /// Removes a conversation: its record first (so it disappears at once),
     /// then its events and index entries.
     pub fn delete_conversation(&self, conv: &Uuid) -> Result<(), StoreError> {

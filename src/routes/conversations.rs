@@ -39,6 +39,13 @@ use crate::state::AppState;
     agent_final_response,
     ask_agent,
     switch_llm,
+    switch_profile,
+    fork_conversation,
+    acp_search,
+    acp_count,
+    acp_get,
+    acp_batch_get,
+    acp_start,
     fault
 ))]
 pub struct ConversationsApi;
@@ -92,6 +99,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             r("/api/conversations/{conversation_id}/switch_llm").route(web::post().to(switch_llm)),
         )
+        .service(
+            r("/api/conversations/{conversation_id}/switch_profile")
+                .route(web::post().to(switch_profile)),
+        )
+        .service(
+            r("/api/conversations/{conversation_id}/fork").route(web::post().to(fork_conversation)),
+        )
+        .service(r("/api/acp/conversations/search").route(web::get().to(acp_search)))
+        .service(r("/api/acp/conversations/count").route(web::get().to(acp_count)))
+        .service(
+            r("/api/acp/conversations")
+                .route(web::get().to(acp_batch_get))
+                .route(web::post().to(acp_start)),
+        )
+        .service(r("/api/acp/conversations/{conversation_id}").route(web::get().to(acp_get)))
         .service(
             r("/api/_test/fault/conversations/{conversation_id}/{kind}")
                 .route(web::post().to(fault)),
@@ -622,4 +644,196 @@ pub async fn fault(
         addr.send(InjectFault { kind }).await??;
     }
     Ok(success(true))
+}
+
+/// Replace the agent's LLM with a saved profile.
+#[utoipa::path(post, path = "/api/conversations/{conversation_id}/switch_profile", tag = "Conversations",
+    params(("conversation_id" = String, Path, description = "Conversation id")),
+    request_body(content = serde_json::Value, description = "{\"profile_name\": name}"),
+    responses((status = 200, description = "Switched", body = serde_json::Value),
+              (status = 404, description = "Unknown conversation or profile", body = serde_json::Value),
+              (status = 422, description = "Invalid body", body = serde_json::Value)))]
+pub async fn switch_profile(
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
+    let id = conversation_id(&path)?;
+    let input = json_body(&body)?;
+    let name = match required(&input, "profile_name")? {
+        Value::String(n) => n.clone(),
+        other => {
+            return Err(ApiError::invalid(
+                "string_type",
+                &["body", "profile_name"],
+                "Input should be a valid string",
+                other.clone(),
+            ));
+        }
+    };
+    if !state.store.has_conversation(&id)? {
+        return Err(ApiError::not_found());
+    }
+    let db = state.store.db().clone();
+    let cipher = state.cipher.clone();
+    let lookup = name.clone();
+    let profile = web::block(move || {
+        agent_actors::settings::SettingsStore::open(&db, cipher).and_then(|s| s.profile(&lookup))
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?
+    .map_err(|e| ApiError::bad_request_msg(e.to_string()))?;
+    let Some(profile) = profile else {
+        return Err(ApiError::not_found_msg(format!(
+            "Profile '{name}' not found"
+        )));
+    };
+    if !profile.unreadable.is_empty() {
+        return Err(ApiError::conflict(format!(
+            "Profile '{name}' was saved with a different OH_SECRET_KEY; its secrets cannot be read"
+        )));
+    }
+    state.call(id, SwitchLlm(profile.llm)).await??;
+    Ok(success(true))
+}
+
+/// Copy a conversation (its events and state) into a new one.
+#[utoipa::path(post, path = "/api/conversations/{conversation_id}/fork", tag = "Conversations",
+    params(("conversation_id" = String, Path, description = "Source conversation id")),
+    request_body(content = serde_json::Value, description = "ForkConversationRequest: {id?, title?, tags?, reset_metrics = true} (optional)"),
+    responses((status = 201, description = "ConversationInfo of the copy", body = serde_json::Value),
+              (status = 404, description = "Unknown source", body = serde_json::Value),
+              (status = 409, description = "The id exists", body = serde_json::Value),
+              (status = 422, description = "Invalid body", body = serde_json::Value)))]
+pub async fn fork_conversation(
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
+    let source = conversation_id(&path)?;
+    let input = crate::extract::opt_json_body(&body)?.unwrap_or_else(|| json!({}));
+    if !input.is_object() {
+        return Err(ApiError::invalid(
+            "model_type",
+            &["body"],
+            "Input should be a valid dictionary or object",
+            input,
+        ));
+    }
+    let id = match input.get("id") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(crate::extract::parse_uuid(s, &["body", "id"])?),
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "uuid_type",
+                &["body", "id"],
+                "UUID input should be a string",
+                other.clone(),
+            ));
+        }
+    };
+    let title = match input.get("title") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(t)) if t.chars().count() <= 200 => Some(t.clone()),
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "string_too_long",
+                &["body", "title"],
+                "String should have at most 200 characters",
+                other.clone(),
+            ));
+        }
+    };
+    let tags = match input.get("tags") {
+        None | Some(Value::Null) => None,
+        Some(t) => Some(
+            agent_actors::model::conversation::validate_tags(t, &["tags"])
+                .map_err(|e| ApiError::from_field(e, &input))?,
+        ),
+    };
+    let reset_metrics = match input.get("reset_metrics") {
+        None | Some(Value::Null) => true,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "bool_type",
+                &["body", "reset_metrics"],
+                "Input should be a valid boolean",
+                other.clone(),
+            ));
+        }
+    };
+    let info = state
+        .conversations
+        .send(Fork {
+            source,
+            id,
+            title,
+            tags,
+            reset_metrics,
+        })
+        .await?
+        .map_err(|e| match e {
+            agent_actors::conversation::ActorError::NotFound => {
+                ApiError::not_found_msg("Source conversation not found")
+            }
+            other => ApiError::from(other),
+        })?;
+    state.touch();
+    Ok(HttpResponse::Created().json(info))
+}
+
+/// Search conversations (deprecated ACP alias of `/api/conversations/search`).
+#[utoipa::path(get, path = "/api/acp/conversations/search", tag = "ACP Conversations (deprecated)",
+    params(
+        ("page_id" = Option<String>, Query, description = "next_page_id of the previous page (hex id)"),
+        ("limit" = Option<i64>, Query, description = "Page size, 1..=100 (default 100)", minimum = 1, maximum = 100),
+        ("status" = Option<String>, Query, description = "Only conversations with this execution status"),
+        ("sort_order" = Option<String>, Query, description = "CREATED_AT, UPDATED_AT, CREATED_AT_DESC (default) or UPDATED_AT_DESC"),
+        ("include_skills" = Option<bool>, Query, description = "Keep agent_context.skills in the output"),
+    ),
+    responses((status = 200, description = "A page of ConversationInfo", body = serde_json::Value)))]
+pub async fn acp_search(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    search_conversations(req, state).await
+}
+
+/// Count conversations (deprecated ACP alias).
+#[utoipa::path(get, path = "/api/acp/conversations/count", tag = "ACP Conversations (deprecated)",
+    params(("status" = Option<String>, Query, description = "Only conversations with this execution status")),
+    responses((status = 200, description = "Number of conversations", body = i64)))]
+pub async fn acp_count(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    count_conversations(req, state).await
+}
+
+/// Get a conversation (deprecated ACP alias).
+#[utoipa::path(get, path = "/api/acp/conversations/{conversation_id}", tag = "ACP Conversations (deprecated)",
+    params(("conversation_id" = String, Path, description = "Conversation id")),
+    responses((status = 200, description = "ConversationInfo", body = serde_json::Value),
+              (status = 404, description = "Unknown conversation", body = serde_json::Value)))]
+pub async fn acp_get(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
+    get_conversation(req, path, state).await
+}
+
+/// Get several conversations (deprecated ACP alias).
+#[utoipa::path(get, path = "/api/acp/conversations", tag = "ACP Conversations (deprecated)",
+    params(("ids" = Vec<String>, Query, description = "Conversation ids (fewer than 100)")),
+    responses((status = 200, description = "ConversationInfo or null per id", body = serde_json::Value)))]
+pub async fn acp_batch_get(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
+    batch_get_conversations(req, state).await
+}
+
+/// Start a conversation (deprecated ACP alias; ACP agents are not supported).
+#[utoipa::path(post, path = "/api/acp/conversations", tag = "ACP Conversations (deprecated)",
+    request_body(content = serde_json::Value, description = "StartConversationRequest"),
+    responses((status = 201, description = "Created", body = serde_json::Value),
+              (status = 422, description = "Invalid request", body = serde_json::Value)))]
+pub async fn acp_start(body: web::Bytes, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    start_conversation(body, state).await
 }

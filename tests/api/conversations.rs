@@ -331,3 +331,111 @@ async fn messages_and_events() {
         "the second message is the latest"
     );
 }
+
+#[actix_web::test]
+async fn fork_copies_events_and_state() {
+    let app = spawn_app().await;
+    let id = app.create_conversation().await;
+    app.send_message(&id, "original", false).await;
+    app.patch(
+        &format!("/api/conversations/{id}"),
+        json!({"tags": {"team": "a"}}),
+    )
+    .await;
+    let source_events = app.all_events(&id).await;
+    let (status, fork) = app
+        .post(
+            &format!("/api/conversations/{id}/fork"),
+            json!({"title": "Copy", "tags": {"team": "b"}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{fork}");
+    let fid = fork["id"].as_str().unwrap().to_string();
+    assert_ne!(fid, id);
+    assert_eq!(fork["execution_status"], "idle");
+    assert_eq!(fork["title"], Value::Null);
+    assert_eq!(fork["tags"], json!({"team": "b", "title": "Copy"}));
+    assert_eq!(
+        app.all_events(&fid).await,
+        source_events,
+        "events are copied with their ids"
+    );
+    // The copy lives on independently.
+    app.send_message(&fid, "only in the fork", false).await;
+    assert_eq!(app.all_events(&id).await.len(), source_events.len());
+    assert_eq!(app.all_events(&fid).await.len(), source_events.len() + 2);
+    let (status, _) = app
+        .post(&format!("/api/conversations/{id}/fork"), json!({"id": fid}))
+        .await;
+    assert_eq!(status, 409);
+    let (status, body) = app
+        .post(
+            "/api/conversations/11111111-2222-3333-4444-555555555555/fork",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (status, body),
+        (404, json!({"detail": "Source conversation not found"}))
+    );
+    let r = app
+        .client
+        .post(format!("{}/api/conversations/{id}/fork", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201, "the body is optional");
+}
+
+#[actix_web::test]
+async fn acp_aliases_and_switching_the_llm() {
+    let app = spawn_app().await;
+    let (status, info) = app
+        .post("/api/acp/conversations", app.conversation_body(None))
+        .await;
+    assert_eq!(status, 201);
+    let id = info["id"].as_str().unwrap();
+    let (_, got) = app.get(&format!("/api/acp/conversations/{id}")).await;
+    assert_eq!(got["id"], id);
+    let (_, n) = app.get("/api/acp/conversations/count").await;
+    assert_eq!(n, 1);
+    let (status, _) = app
+        .post(
+            &format!("/api/conversations/{id}/switch_llm"),
+            json!({"llm": {"model": "openai/other", "api_key": "k"}}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, got) = app.get(&format!("/api/conversations/{id}")).await;
+    assert_eq!(got["agent"]["llm"]["model"], "openai/other");
+    let (status, _) = app
+        .post(
+            &format!("/api/conversations/{id}/switch_llm"),
+            json!({"llm": {"model": 3}}),
+        )
+        .await;
+    assert_eq!(status, 422);
+    let (status, body) = app
+        .post(
+            &format!("/api/conversations/{id}/switch_profile"),
+            json!({"profile_name": "missing"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body),
+        (404, json!({"detail": "Profile 'missing' not found"}))
+    );
+    let (status, _) = app
+        .post("/api/profiles/fast", json!({"llm": {"model": "anthropic/claude-x", "api_key": "pk"}, "include_secrets": true}))
+        .await;
+    assert_eq!(status, 201);
+    let (status, _) = app
+        .post(
+            &format!("/api/conversations/{id}/switch_profile"),
+            json!({"profile_name": "fast"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, got) = app.get(&format!("/api/conversations/{id}")).await;
+    assert_eq!(got["agent"]["llm"]["model"], "anthropic/claude-x");
+}

@@ -140,6 +140,22 @@ pub struct Create {
     pub request: StartConversationRequest,
 }
 
+/// Copies a conversation (record and events) into a new one.
+#[derive(Message, Clone)]
+#[rtype(result = "Result<Value, ActorError>")]
+pub struct Fork {
+    /// Source conversation.
+    pub source: Uuid,
+    /// Id of the copy (random when absent).
+    pub id: Option<Uuid>,
+    /// Title, kept as the tag `title` as the reference does.
+    pub title: Option<String>,
+    /// Tags of the copy (the source's when absent).
+    pub tags: Option<serde_json::Map<String, Value>>,
+    /// Start the copy with empty usage statistics.
+    pub reset_metrics: bool,
+}
+
 /// Finds the actor of a conversation, spawning it from storage if needed.
 #[derive(Message, Clone)]
 #[rtype(result = "Result<Option<Addr<ConversationActor>>, ActorError>")]

@@ -22,7 +22,8 @@ use crate::model::conversation::{ConversationRecord, ExecutionStatus};
 pub struct ConversationRegistry {
     deps: Deps,
     actors: HashMap<Uuid, Addr<ConversationActor>>,
-    deleting: HashSet<Uuid>,
+    /// Ids being deleted or created by a fork: lookups see nothing there.
+    busy: HashSet<Uuid>,
     arbiters: Vec<ArbiterHandle>,
     next_arbiter: usize,
 }
@@ -34,7 +35,7 @@ impl ConversationRegistry {
         ConversationRegistry {
             deps,
             actors: HashMap::new(),
-            deleting: HashSet::new(),
+            busy: HashSet::new(),
             arbiters,
             next_arbiter: 0,
         }
@@ -79,7 +80,7 @@ impl ConversationRegistry {
         dead: bool,
         ctx: &mut Context<Self>,
     ) -> Result<Option<Addr<ConversationActor>>, ActorError> {
-        if self.deleting.contains(&id) {
+        if self.busy.contains(&id) {
             return Ok(None);
         }
         if let Some(addr) = self.actors.get(&id) {
@@ -150,7 +151,7 @@ impl Handler<Create> for ConversationRegistry {
     fn handle(&mut self, msg: Create, ctx: &mut Context<Self>) -> Self::Result {
         let req = msg.request;
         let id = req.conversation_id.unwrap_or_else(Uuid::new_v4);
-        if self.deleting.contains(&id) {
+        if self.busy.contains(&id) {
             return Box::pin(fut::ready(Err(ActorError::Conflict(format!(
                 "Conversation {id} is being deleted"
             )))));
@@ -194,6 +195,82 @@ impl Handler<Create> for ConversationRegistry {
     }
 }
 
+impl Handler<Fork> for ConversationRegistry {
+    type Result = ResponseActFuture<Self, Result<Value, ActorError>>;
+
+    fn handle(&mut self, msg: Fork, _ctx: &mut Context<Self>) -> Self::Result {
+        let id = msg.id.unwrap_or_else(Uuid::new_v4);
+        let source = match self.deps.store.get_record(&msg.source) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return Box::pin(fut::ready(Err(ActorError::NotFound))),
+            Err(e) => return Box::pin(fut::ready(Err(e.into()))),
+        };
+        let exists = self.deps.store.has_conversation(&id).unwrap_or(true);
+        if exists || !self.busy.insert(id) {
+            return Box::pin(fut::ready(Err(ActorError::Conflict(format!(
+                "Conversation with id {} already exists",
+                id.hyphenated()
+            )))));
+        }
+        let cipher = self.deps.cipher.clone();
+        let (mut record, _) = match ConversationRecord::from_stored(&source, cipher.as_deref()) {
+            Ok(r) => r,
+            Err(e) => {
+                self.busy.remove(&id);
+                return Box::pin(fut::ready(Err(ActorError::Storage(e))));
+            }
+        };
+        let now = crate::time::now_utc();
+        record.id = id;
+        record.persistence_dir = format!(
+            "{}/{}",
+            self.deps.config.conversations_path.trim_end_matches('/'),
+            id.simple()
+        );
+        record.execution_status = ExecutionStatus::Idle;
+        record.title = None;
+        record.created_at = now.clone();
+        record.updated_at = now;
+        if let Some(tags) = msg.tags {
+            record.tags = tags;
+        }
+        if let Some(title) = msg.title {
+            record.tags.insert("title".into(), Value::String(title));
+        }
+        if msg.reset_metrics {
+            record.stats = Default::default();
+        }
+        let store = self.deps.store.clone();
+        let bytes = record.to_stored(cipher.as_deref());
+        let source_id = msg.source;
+        let scratch = record.persistence_dir.clone();
+        let info = record.info_value(false);
+        Box::pin(
+            async move {
+                actix_rt_blocking(move || -> Result<(), ActorError> {
+                    std::fs::create_dir_all(&scratch).map_err(|e| {
+                        ActorError::BadRequest(format!("cannot create '{scratch}': {e}"))
+                    })?;
+                    store.copy_events(&source_id, &id)?;
+                    // The record goes last: until then the copy is invisible.
+                    store.put_record(&id, &bytes)?;
+                    store.flush_blocking()?;
+                    Ok(())
+                })
+                .await
+            }
+            .into_actor(self)
+            .map(move |res, act, _| {
+                act.busy.remove(&id);
+                if res.is_err() {
+                    let _ = act.deps.store.delete_conversation(&id);
+                }
+                res.map(|()| info)
+            }),
+        )
+    }
+}
+
 impl Handler<Lookup> for ConversationRegistry {
     type Result = Result<Option<Addr<ConversationActor>>, ActorError>;
 
@@ -214,7 +291,7 @@ impl Handler<Delete> for ConversationRegistry {
         let Some(record) = record else {
             return Box::pin(fut::ready(Ok(false)));
         };
-        if !self.deleting.insert(id) {
+        if !self.busy.insert(id) {
             return Box::pin(fut::ready(Ok(true)));
         }
         let addr = self.actors.remove(&id);
@@ -241,7 +318,7 @@ impl Handler<Delete> for ConversationRegistry {
             }
             .into_actor(self)
             .map(move |res, act, _| {
-                act.deleting.remove(&id);
+                act.busy.remove(&id);
                 res
             }),
         )
