@@ -105,8 +105,24 @@ async fn run_seed(model: &str, stream: bool) {
     while let Some(WsItem::Json(v)) = sock.next(2).await {
         seen.push(v);
     }
-    let persisted: Vec<&Value> = seen.iter().filter(|e| e["key"] != "full_state").collect();
+    let persisted: Vec<&Value> = seen
+        .iter()
+        .filter(|e| e["key"] != "full_state" && e["kind"] != "StreamingDeltaEvent")
+        .collect();
     assert_eq!(persisted.len(), events.len());
+    let deltas: String = seen
+        .iter()
+        .filter(|e| e["kind"] == "StreamingDeltaEvent")
+        .filter_map(|e| e["content"].as_str())
+        .collect();
+    if stream {
+        assert_eq!(
+            deltas, "I'll create the file.",
+            "token deltas are streamed to subscribers"
+        );
+    } else {
+        assert!(deltas.is_empty());
+    }
     assert_eq!(seen.last().unwrap()["key"], "full_state");
     assert_eq!(
         seen.last().unwrap()["value"]["execution_status"],

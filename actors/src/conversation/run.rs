@@ -443,9 +443,25 @@ impl ConversationActor {
         let http = self.deps.http.clone();
         let generation = self.run.generation;
         let counters = self.deps.counters.clone();
+        let me = ctx.address();
         let handle = ctx.spawn(
             async move {
-                let res = llm::complete(&http, &cfg, &messages, &tools, None).await;
+                // Token deltas go to subscribers as they arrive (never stored).
+                let on_delta = move |d: llm::StreamDelta| {
+                    me.do_send(Delta {
+                        generation,
+                        delta: d,
+                    })
+                };
+                let stream = cfg.stream;
+                let res = llm::complete(
+                    &http,
+                    &cfg,
+                    &messages,
+                    &tools,
+                    stream.then_some(&on_delta as _),
+                )
+                .await;
                 Counters::add(&counters.llm_calls, 1);
                 match &res {
                     Ok(r) => {
@@ -1208,5 +1224,38 @@ impl Handler<SwitchLlm> for ConversationActor {
         };
         self.record.agent.llm = llm;
         self.save_record(ctx)
+    }
+}
+
+/// A streamed token delta of the LLM call in flight.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Delta {
+    generation: u64,
+    delta: llm::StreamDelta,
+}
+
+impl Handler<Delta> for ConversationActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Delta, _ctx: &mut Context<Self>) {
+        if msg.generation != self.run.generation || !self.run.active {
+            return;
+        }
+        let (content, reasoning) = match msg.delta {
+            llm::StreamDelta::Content(c) => (Value::String(c), Value::Null),
+            llm::StreamDelta::Reasoning(r) => (Value::Null, Value::String(r)),
+        };
+        let mut fields = serde_json::Map::new();
+        fields.insert("content".into(), content);
+        fields.insert("reasoning_content".into(), reasoning);
+        let ev = self.new_event(
+            Source::Agent,
+            EventBody::Other {
+                kind: "StreamingDeltaEvent".into(),
+                fields,
+            },
+        );
+        self.publish_ephemeral(ev);
     }
 }
