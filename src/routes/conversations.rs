@@ -41,6 +41,7 @@ use crate::state::AppState;
     switch_llm,
     switch_profile,
     fork_conversation,
+    condense_conversation,
     acp_search,
     acp_count,
     acp_get,
@@ -105,6 +106,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .service(
             r("/api/conversations/{conversation_id}/fork").route(web::post().to(fork_conversation)),
+        )
+        .service(
+            r("/api/conversations/{conversation_id}/condense")
+                .route(web::post().to(condense_conversation)),
         )
         .service(r("/api/acp/conversations/search").route(web::get().to(acp_search)))
         .service(r("/api/acp/conversations/count").route(web::get().to(acp_count)))
@@ -836,4 +841,25 @@ pub async fn acp_batch_get(
               (status = 422, description = "Invalid request", body = serde_json::Value)))]
 pub async fn acp_start(body: web::Bytes, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     start_conversation(body, state).await
+}
+
+/// Condense the conversation's history now (or before the next step of a running run).
+#[utoipa::path(post, path = "/api/conversations/{conversation_id}/condense", tag = "Conversations",
+    params(("conversation_id" = String, Path, description = "Conversation id")),
+    responses((status = 200, description = "Condensed (or scheduled)", body = serde_json::Value),
+              (status = 400, description = "The agent has no summarizing condenser", body = serde_json::Value),
+              (status = 404, description = "Unknown conversation", body = serde_json::Value),
+              (status = 502, description = "The condenser LLM failed", body = serde_json::Value)))]
+pub async fn condense_conversation(
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
+    let id = conversation_id(&path)?;
+    if !state.store.has_conversation(&id)? {
+        return Err(ApiError::not_found_msg("Conversation not found"));
+    }
+    state
+        .call(id, agent_actors::conversation::run::Condense)
+        .await??;
+    Ok(success(true))
 }

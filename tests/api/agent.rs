@@ -667,3 +667,67 @@ async fn concurrent_runs_are_limited() {
     let info = app.wait_status(&b, &["finished"]).await;
     assert!(info["agent_state"].get("run_queue").is_none());
 }
+
+#[actix_web::test]
+async fn long_histories_are_condensed() {
+    let (app, llm, id) = agent_app_with(
+        (0..10).map(|i| Reply::terminal(&format!("echo step{i}"))).collect(),
+        |_| {},
+        |b| {
+            let llm = b["agent"]["llm"].clone();
+            let mut c = llm.clone();
+            c["usage_id"] = json!("condenser");
+            b["agent"]["condenser"] = json!({"kind": "LLMSummarizingCondenser", "llm": c, "max_size": 12, "keep_first": 2});
+            b["stuck_detection"] = json!(false);
+        },
+    )
+    .await;
+    app.send_message(&id, "work for a while", true).await;
+    app.wait_status(&id, &["finished"]).await;
+    let events = app.all_events(&id).await;
+    let conds = of_kind(&events, "Condensation");
+    assert!(!conds.is_empty(), "a condensation happened");
+    let c = conds[0];
+    assert_eq!(c["source"], "environment");
+    assert_eq!(c["summary"], "Scripted title");
+    assert_eq!(c["summary_offset"], 2);
+    assert!(c["forgotten_event_ids"].as_array().unwrap().len() >= 2);
+    // After it, the model saw a shorter history that starts with the kept
+    // events and the summary.
+    let reqs = llm.agent_requests();
+    let sizes: Vec<usize> = reqs
+        .iter()
+        .map(|r| r["messages"].as_array().unwrap().len())
+        .collect();
+    assert!(
+        sizes.windows(2).any(|w| w[1] < w[0]),
+        "the prompt shrank: {sizes:?}"
+    );
+    let last = reqs.last().unwrap()["messages"].as_array().unwrap();
+    assert!(
+        last.iter()
+            .any(|m| m["content"].to_string().contains("Scripted title"))
+    );
+    let (_, info) = app.get(&format!("/api/conversations/{id}")).await;
+    assert!(info["stats"]["usage_to_metrics"].get("condenser").is_some());
+    // On demand, when idle.
+    let before = of_kind(&app.all_events(&id).await, "Condensation").len();
+    let (status, answer) = app
+        .post(&format!("/api/conversations/{id}/condense"), json!({}))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        of_kind(&app.all_events(&id).await, "Condensation").len(),
+        before + 1
+    );
+    // Without a condenser it is refused.
+    let plain = create(
+        &app,
+        body(&app, "openai/mock-model", &llm.openai_base, false),
+    )
+    .await;
+    let (status, _) = app
+        .post(&format!("/api/conversations/{plain}/condense"), json!({}))
+        .await;
+    assert_eq!(status, 400);
+}

@@ -3,5 +3,6 @@
 //! loops. Pure functions over events; the conversation actor drives the
 //! loop itself (see `conversation/run.rs`).
 
+pub mod condense;
 pub mod stuck;
 pub mod view;

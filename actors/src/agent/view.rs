@@ -28,7 +28,7 @@ pub fn is_llm_event(e: &Event) -> bool {
             | EventBody::Observation(_)
             | EventBody::UserReject(_)
             | EventBody::AgentError(_)
-    )
+    ) || crate::agent::condense::is_condensation(e)
 }
 
 /// Cuts `text` to `max` characters, keeping head and tail with a notice.
@@ -178,6 +178,8 @@ fn message_to_chat(m: &Message, extended: &[Content]) -> ChatMessage {
 
 /// Builds the LLM messages from the conversation's LLM events.
 pub fn build_messages(events: &[Event]) -> Vec<ChatMessage> {
+    let effective = crate::agent::condense::effective(events);
+    let events = effective.as_slice();
     let answered: HashSet<&str> = events
         .iter()
         .filter_map(|e| match &e.body {

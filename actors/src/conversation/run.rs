@@ -21,6 +21,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use super::ActorError;
 use super::actor::ConversationActor;
 use super::messages::*;
+use crate::agent::condense::{self, CondenserConfig};
 use crate::agent::{stuck, view};
 use crate::llm::{self, ChatMessage, LlmConfig, LlmError, ToolSpec};
 use crate::metrics::Counters;
@@ -74,6 +75,12 @@ pub struct RunState {
     llm_saw_upto: u64,
     /// Seq of the newest user message.
     last_user_seq: u64,
+    /// Condense before the next LLM call whatever the view's size.
+    force_condense: bool,
+    /// A condensation failed or was refused this step: call the LLM anyway.
+    skip_condense: bool,
+    /// The context-window recovery was already tried in this run.
+    tried_hard_condense: bool,
     tools: Tools,
 }
 
@@ -419,6 +426,9 @@ impl ConversationActor {
             );
             return self.fail_run(ctx, "MaxIterationsReached", detail);
         }
+        if self.maybe_condense(ctx, None) {
+            return;
+        }
         self.run.iterations += 1;
         let cfg = match LlmConfig::from_json(&self.record.agent.llm.to_value()) {
             Ok(c) => c,
@@ -507,6 +517,19 @@ impl ConversationActor {
         self.run.handle = None;
         let r = match res {
             Ok(r) => r,
+            Err(LlmError::ContextWindowExceeded(detail))
+                if self.condenser().is_some() && !self.run.tried_hard_condense =>
+            {
+                // Shrink the history once and try the step again.
+                log::info!(
+                    "conversation {}: context window exceeded; condensing ({detail})",
+                    self.id
+                );
+                self.run.tried_hard_condense = true;
+                self.run.force_condense = true;
+                self.run.iterations = self.run.iterations.saturating_sub(1);
+                return self.step(ctx);
+            }
             Err(e) => return self.fail_run(ctx, e.code(), e.detail()),
         };
         let stats = self.stats_event(&r);
@@ -1257,5 +1280,186 @@ impl Handler<Delta> for ConversationActor {
             },
         );
         self.publish_ephemeral(ev);
+    }
+}
+
+/// Asks for a condensation now (or before the next step of a running run).
+#[derive(Message, Clone)]
+#[rtype(result = "Result<(), ActorError>")]
+pub struct Condense;
+
+impl ConversationActor {
+    fn condenser(&self) -> Option<CondenserConfig> {
+        CondenserConfig::from_agent(self.record.agent.condenser.as_ref())
+    }
+
+    /// Starts a condensation when the view is too big (or one was asked
+    /// for); returns true when one is under way (the step resumes after it).
+    /// `done` is answered when the condensation has been recorded.
+    fn maybe_condense(
+        &mut self,
+        ctx: &mut Context<Self>,
+        done: Option<tokio::sync::oneshot::Sender<Result<(), ActorError>>>,
+    ) -> bool {
+        let reply = |done: Option<tokio::sync::oneshot::Sender<Result<(), ActorError>>>, r| {
+            if let Some(d) = done {
+                let _ = d.send(r);
+            }
+        };
+        if std::mem::take(&mut self.run.skip_condense) {
+            reply(done, Ok(()));
+            return false;
+        }
+        let Some(cfg) = self.condenser() else {
+            reply(done, Ok(()));
+            return false;
+        };
+        let forced = std::mem::take(&mut self.run.force_condense) || done.is_some();
+        let view = condense::effective(self.view_events());
+        if !forced && view.len() <= cfg.max_size {
+            reply(done, Ok(()));
+            return false;
+        }
+        let (target, minimum) = if forced {
+            (view.len() / 2, 1)
+        } else {
+            (
+                cfg.max_size / 2,
+                (view.len() as f64 * cfg.minimum_progress).ceil() as usize,
+            )
+        };
+        let Some(forgotten) = condense::plan(&view, cfg.keep_first, target, minimum) else {
+            reply(done, Ok(()));
+            return false;
+        };
+        let llm_cfg = match LlmConfig::from_json(&cfg.llm) {
+            Ok(c) => c,
+            Err(e) => {
+                log::warn!(
+                    "conversation {}: condenser LLM unusable: {}",
+                    self.id,
+                    e.detail()
+                );
+                reply(done, Err(ActorError::BadRequest(e.detail())));
+                return false;
+            }
+        };
+        let previous = view
+            .iter()
+            .find(|e| e.id.ends_with("-summary"))
+            .and_then(|e| match &e.body {
+                EventBody::Message(m) => m
+                    .llm_message
+                    .content
+                    .first()
+                    .and_then(|c| c.as_text())
+                    .map(str::to_string),
+                _ => None,
+            });
+        let offset = cfg.keep_first.min(view.len());
+        let ids: std::collections::HashSet<&str> = forgotten.iter().map(String::as_str).collect();
+        let events: Vec<&Event> = view
+            .iter()
+            .filter(|e| ids.contains(e.id.as_str()))
+            .collect();
+        let messages = condense::prompt(previous.as_deref(), &events);
+        let http = self.deps.http.clone();
+        let generation = self.run.generation;
+        let in_run = self.run.active;
+        let usage_id = llm_cfg.usage_id.clone();
+        let handle = ctx.spawn(
+            async move { llm::ask(&http, &llm_cfg, &messages).await }
+                .into_actor(self)
+                .map(move |res, act, ctx| {
+                    if in_run && (act.run.generation != generation || !act.run.active) {
+                        reply(
+                            done,
+                            Err(ActorError::Conflict("the run was stopped".into())),
+                        );
+                        return;
+                    }
+                    match res {
+                        Ok(r) => {
+                            let call = CallUsage {
+                                model: act.record.agent.llm.model.clone(),
+                                response_id: r.id.clone(),
+                                prompt_tokens: r.usage.prompt_tokens,
+                                completion_tokens: r.usage.completion_tokens,
+                                cost: r.cost,
+                                latency: r.latency.as_secs_f64(),
+                                ..Default::default()
+                            };
+                            act.record.stats.entry(&usage_id).record(&call);
+                            let cond = act.new_event(
+                                Source::Environment,
+                                condense::Condensation::body(forgotten, r.content, offset, r.id),
+                            );
+                            let snap = act.record.stats.to_snapshot_value();
+                            let stats = act.state_event("stats", snap);
+                            let ok = act.append(ctx, vec![cond, stats], true).is_ok();
+                            reply(
+                                done,
+                                if ok {
+                                    Ok(())
+                                } else {
+                                    Err(ActorError::Storage("append failed".into()))
+                                },
+                            );
+                        }
+                        Err(e) => {
+                            log::warn!(
+                                "conversation {}: condensation failed: {}",
+                                act.id,
+                                e.detail()
+                            );
+                            reply(
+                                done,
+                                Err(ActorError::Upstream(format!(
+                                    "{}: {}",
+                                    e.code(),
+                                    e.detail()
+                                ))),
+                            );
+                            act.run.skip_condense = true;
+                        }
+                    }
+                    if in_run {
+                        act.run.handle = None;
+                        act.step(ctx);
+                    }
+                }),
+        );
+        if in_run {
+            self.run.handle = Some(handle);
+        }
+        true
+    }
+}
+
+impl Handler<Condense> for ConversationActor {
+    type Result = ResponseFuture<Result<(), ActorError>>;
+
+    fn handle(&mut self, _: Condense, ctx: &mut Context<Self>) -> Self::Result {
+        if self.gone {
+            return Box::pin(async { Err(ActorError::NotFound) });
+        }
+        if self.condenser().is_none() {
+            return Box::pin(async {
+                Err(ActorError::BadRequest(
+                    "This conversation's agent has no LLM summarizing condenser, so it cannot be condensed.".into(),
+                ))
+            });
+        }
+        if self.run.active {
+            self.run.force_condense = true;
+            return Box::pin(async { Ok(()) });
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.maybe_condense(ctx, Some(tx));
+        Box::pin(async move {
+            rx.await.unwrap_or_else(|_| {
+                Err(ActorError::Unavailable("the conversation restarted".into()))
+            })
+        })
     }
 }
