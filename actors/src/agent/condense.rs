@@ -120,23 +120,19 @@ pub fn is_condensation(e: &Event) -> bool {
 /// The view after applying every condensation: forgotten events removed,
 /// the latest summary inserted (as a user message) at its offset.
 pub fn effective(events: &[Event]) -> Vec<Event> {
-    let mut forgotten: HashSet<&str> = HashSet::new();
+    let mut forgotten: HashSet<String> = HashSet::new();
     let mut latest: Option<(String, usize, String)> = None;
     for e in events {
         if let Some(c) = Condensation::from_event(e) {
             if let (Some(s), Some(o)) = (c.summary, c.offset) {
                 latest = Some((s, o, e.id.clone()));
             }
-            if let EventBody::Other { fields, .. } = &e.body {
-                if let Some(Value::Array(ids)) = fields.get("forgotten_event_ids") {
-                    forgotten.extend(ids.iter().filter_map(Value::as_str));
-                }
-            }
+            forgotten.extend(c.forgotten);
         }
     }
     let mut out: Vec<Event> = events
         .iter()
-        .filter(|e| !is_condensation(e) && !forgotten.contains(e.id.as_str()))
+        .filter(|e| !is_condensation(e) && !forgotten.contains(&e.id))
         .cloned()
         .collect();
     if let Some((summary, offset, id)) = latest {
