@@ -24,8 +24,19 @@ for tool in cargo curl openssl git; do
 done
 
 target_dir() {
-  cargo metadata --format-version 1 --no-deps 2>/dev/null |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])'
+  cargo metadata --format-version 1 --no-deps | grep -o '"target_directory":"[^"]*"' | cut -d'"' -f4
+}
+
+# stop PID: SIGTERM, up to 10 s to exit, then SIGKILL; never blocks longer.
+stop() {
+  kill "$1" 2>/dev/null || return 0
+  local _
+  for _ in $(seq 1 100); do
+    kill -0 "$1" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -9 "$1" 2>/dev/null
+  wait "$1" 2>/dev/null
 }
 
 bin="${AGENT_SERVER_BIN:-}"
@@ -48,11 +59,13 @@ mkdir -p "$server_cwd"
 
 mock_pid=""
 server_pid=""
+runner_pid=""
 cleanup() {
   local rc=$?
   set +e
-  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
-  [ -n "$mock_pid" ] && kill "$mock_pid" 2>/dev/null && wait "$mock_pid" 2>/dev/null
+  [ -n "$runner_pid" ] && stop "$runner_pid"
+  [ -n "$server_pid" ] && stop "$server_pid"
+  [ -n "$mock_pid" ] && stop "$mock_pid"
   if [ "${INTEROP_KEEP:-}" = 1 ]; then echo "interop: kept $work" >&2; else rm -rf "$work"; fi
   exit "$rc"
 }
@@ -66,14 +79,15 @@ export NO_PROXY="127.0.0.1,localhost${NO_PROXY:+,$NO_PROXY}" no_proxy="127.0.0.1
 mock_pid=$!
 
 port="$("$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')"
-api_key="$(openssl rand -hex 32)"
+api_key="$("$py" -c 'import secrets; print(secrets.token_hex(32))')"
+secret_key="$("$py" -c 'import secrets; print(secrets.token_hex(32))')"
 (
   cd "$server_cwd"
   # Only the variables this run sets: a key left in the caller's shell would change auth.
   for v in $(env | grep -oE '^(OH_SESSION_API_KEYS_[0-9]+|SESSION_API_KEY|OH_ALLOW_CORS_ORIGINS_[0-9]+)='); do
     unset "${v%=}"
   done
-  OH_SESSION_API_KEYS_0="$api_key" OH_SECRET_KEY="$(openssl rand -hex 32)"
+  OH_SESSION_API_KEYS_0="$api_key" OH_SECRET_KEY="$secret_key"
   export OH_SESSION_API_KEYS_0 OH_SECRET_KEY
   exec "$bin" --host 127.0.0.1 --port "$port"
 ) >"$logs/server.log" 2>&1 &
@@ -93,14 +107,19 @@ fi
 
 export INTEROP_SERVER_URL="http://127.0.0.1:$port" INTEROP_API_KEY="$api_key"
 export INTEROP_SERVER_CWD="$server_cwd" INTEROP_MOCK_URL="http://127.0.0.1:$(cat "$work/mock.port")"
-export INTEROP_LOG_DIR="$logs" AGENT_SERVER_BIN="$bin"
+export INTEROP_LOG_DIR="$logs" AGENT_SERVER_BIN="$bin" INTEROP_PYTHON="$py"
 export PYTHONPATH="$here/tests/interop" PYTHONDONTWRITEBYTECODE=1
 # The client must not fetch LiteLLM's price list from the internet at import.
 export LITELLM_LOCAL_MODEL_COST_MAP=True OPENHANDS_SUPPRESS_BANNER=1 COLUMNS=120
 
 echo "interop: server $INTEROP_SERVER_URL (cwd $server_cwd), mock LLM $INTEROP_MOCK_URL, python $py" >&2
 status=0
-"$py" tests/interop/run.py "$@" || status=$?
+# In the background so that a signal to this script is handled at once
+# (cleanup stops the runner, which stops its running scenario).
+"$py" tests/interop/run.py "$@" &
+runner_pid=$!
+wait "$runner_pid" || status=$?
+runner_pid=""
 
 if ! kill -0 "$server_pid" 2>/dev/null; then
   echo "interop: the server process died during the run; last log lines:" >&2

@@ -41,7 +41,7 @@ step() { # name command...
 }
 
 target_dir() {
-  cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])'
+  cargo metadata --format-version 1 --no-deps | grep -o '"target_directory":"[^"]*"' | cut -d'"' -f4
 }
 
 step "cargo fmt" cargo fmt --all -- --check

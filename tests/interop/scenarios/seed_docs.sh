@@ -13,14 +13,20 @@
 set -uo pipefail
 
 bin="${AGENT_SERVER_BIN:?AGENT_SERVER_BIN must point at the agent-server binary}"
+py="${INTEROP_PYTHON:-python3}"
 scenario="seed-docs"
 failures=0
 pids=()
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/interop-seed-docs.XXXXXX")"
 
 cleanup() {
+  local p _
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+  for p in "${pids[@]}"; do
+    for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$p" 2>/dev/null
+    wait "$p" 2>/dev/null
+  done
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -29,14 +35,14 @@ record() { # name status detail
   local name="$1" status="$2" detail="${3:-}"
   echo "--- ${status^^} $scenario/$name $detail"
   if [ -n "${INTEROP_RESULT_FILE:-}" ]; then
-    python3 -c 'import json,sys; print(json.dumps({"scenario":sys.argv[1],"check":sys.argv[2],"status":sys.argv[3],"detail":sys.argv[4],"seconds":0}))' \
+    "$py" -c 'import json,sys; print(json.dumps({"scenario":sys.argv[1],"check":sys.argv[2],"status":sys.argv[3],"detail":sys.argv[4],"seconds":0}))' \
       "$scenario" "$name" "$status" "$detail" >>"$INTEROP_RESULT_FILE"
   fi
   [ "$status" = pass ] || failures=$((failures + 1))
 }
 
 free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+  "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
 
 # start NAME [VAR=value ...]: runs the server with only the given session/CORS

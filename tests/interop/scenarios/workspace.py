@@ -73,8 +73,8 @@ def body(checks: h.Checks) -> None:
         h.expect("Remote execution error" not in r.stderr, f"the command did not start: {r.stderr!r}")
         h.expect(r.exit_code == -1, f"exit_code {r.exit_code}")
         h.expect("late" not in r.stdout, f"stdout {r.stdout!r}")
-        h.expect(took < 4, f"execute_command with timeout=1 took {took:.1f}s")
-        time.sleep(max(0.0, 3.6 - took))
+        h.expect(took < 8, f"execute_command with timeout=1 took {took:.1f}s")
+        time.sleep(max(0.0, 4.5 - took))
         h.expect(not marker.exists(), "the timed-out command kept running")
 
     with checks.check("file_upload/file_download: 200 KB binary round trip", routes=UPLOAD + DOWNLOAD):
