@@ -51,7 +51,7 @@ bin="$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")"
 py="$(scripts/python-env.sh "${AGENT_SERVER_PYTHON_VENV:-}")"
 
 logs="${INTEROP_LOG_DIR:-$(target_dir)/interop-logs}"
-rm -rf "$logs"
+rm -f "$logs"/*.log "$logs"/results.jsonl
 mkdir -p "$logs"
 work="$(mktemp -d "${TMPDIR:-/tmp}/agent-server-interop.XXXXXX")"
 server_cwd="$work/server"
@@ -120,6 +120,14 @@ status=0
 runner_pid=$!
 wait "$runner_pid" || status=$?
 runner_pid=""
+
+# No key or secret the scenarios used may ever reach the server's log.
+for secret in "$api_key" sk-interop-seed-key sk-interop-mock s3cret-v4lue; do
+  if grep -qF -- "$secret" "$logs/server.log"; then
+    echo "interop: FAIL a key or secret value used by the scenarios appears in $logs/server.log" >&2
+    status=1
+  fi
+done
 
 if ! kill -0 "$server_pid" 2>/dev/null; then
   echo "interop: the server process died during the run; last log lines:" >&2
