@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The whole test suite in one command (what CI runs through .ci/run):
+#   1. cargo fmt --all -- --check
+#   2. cargo clippy --all-targets -- -D warnings
+#   3. cargo test --workspace          (unit + integration tests)
+#   4. scripts/interop.sh              (the official Python client against the built server)
+# Stops at the first failing step and says which one. Needs a Rust toolchain
+# with rustfmt and clippy, git, curl, openssl and a Python >= 3.12 (PATH or
+# pyenv); the client venv is created on first use. Extra arguments go to
+# scripts/interop.sh (scenario names).
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$here"
+
+summary=()
+current=""
+finish() {
+  local rc=$?
+  echo
+  echo "================ test summary ================"
+  local line
+  for line in "${summary[@]}"; do echo "$line"; done
+  if [ "$rc" -ne 0 ] && [ -n "$current" ]; then
+    echo "FAIL  $current"
+    echo "test: failed at step '$current' (exit $rc)"
+  elif [ "$rc" -eq 0 ]; then
+    echo "test: all steps passed"
+  fi
+}
+trap finish EXIT
+
+step() { # name command...
+  current="$1"; shift
+  echo
+  echo "================ $current ================"
+  local started=$SECONDS
+  "$@"
+  summary+=("ok    $current ($((SECONDS - started))s)")
+  current=""
+}
+
+target_dir() {
+  cargo metadata --format-version 1 --no-deps | grep -o '"target_directory":"[^"]*"' | cut -d'"' -f4
+}
+
+step "cargo fmt" cargo fmt --all -- --check
+step "cargo clippy" cargo clippy --all-targets -- -D warnings
+step "cargo test" cargo test --workspace
+# `cargo test` has just built the server binary (integration tests need it);
+# reuse it rather than letting `cargo build` rebuild dependencies with the
+# feature set of a non-test build.
+step "interop" env AGENT_SERVER_BIN="$(target_dir)/debug/agent-server" scripts/interop.sh "$@"
