@@ -256,7 +256,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     crate::openapi::configure(cfg);
 }
 
+/// Header marking a 404 for a path no route serves (as opposed to a
+/// route's own "no such resource" 404); the API description test uses it.
+pub const UNROUTED_HEADER: &str = "x-agent-server-unrouted";
+
 async fn not_found() -> HttpResponse {
     use actix_web::ResponseError;
-    ApiError::not_found().error_response()
+    let mut resp = ApiError::not_found().error_response();
+    resp.headers_mut().insert(
+        actix_web::http::header::HeaderName::from_static(UNROUTED_HEADER),
+        actix_web::http::header::HeaderValue::from_static("1"),
+    );
+    resp
 }

@@ -42,6 +42,7 @@ use crate::state::AppState;
     switch_profile,
     fork_conversation,
     condense_conversation,
+    switch_acp_model,
     acp_search,
     acp_count,
     acp_get,
@@ -110,6 +111,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             r("/api/conversations/{conversation_id}/condense")
                 .route(web::post().to(condense_conversation)),
+        )
+        .service(
+            r("/api/conversations/{conversation_id}/switch_acp_model")
+                .route(web::post().to(switch_acp_model)),
         )
         .service(r("/api/acp/conversations/search").route(web::get().to(acp_search)))
         .service(r("/api/acp/conversations/count").route(web::get().to(acp_count)))
@@ -862,4 +867,35 @@ pub async fn condense_conversation(
         .call(id, agent_actors::conversation::run::Condense)
         .await??;
     Ok(success(true))
+}
+
+/// Switch the model of an ACP agent (this server runs no ACP agents, so
+/// every conversation answers 400, as the reference does for non-ACP ones).
+#[utoipa::path(post, path = "/api/conversations/{conversation_id}/switch_acp_model", tag = "Conversations",
+    params(("conversation_id" = String, Path, description = "Conversation id")),
+    request_body(content = serde_json::Value, description = "{\"model\": model id}"),
+    responses((status = 400, description = "Not an ACP conversation", body = serde_json::Value),
+              (status = 404, description = "Unknown conversation", body = serde_json::Value),
+              (status = 422, description = "Invalid body", body = serde_json::Value)))]
+pub async fn switch_acp_model(
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
+    let id = conversation_id(&path)?;
+    let input = json_body(&body)?;
+    if !required(&input, "model")?.is_string() {
+        return Err(ApiError::invalid(
+            "string_type",
+            &["body", "model"],
+            "Input should be a valid string",
+            input["model"].clone(),
+        ));
+    }
+    if !state.store.has_conversation(&id)? {
+        return Err(ApiError::not_found());
+    }
+    Err(ApiError::bad_request_msg(
+        "switch_acp_model is only supported for ACP conversations.",
+    ))
 }

@@ -10,6 +10,7 @@ mod files;
 mod git;
 mod helpers;
 mod llm;
+mod openapi;
 mod persistence;
 mod settings;
 mod websocket;
