@@ -10,6 +10,7 @@ mod files;
 mod git;
 mod helpers;
 mod llm;
+mod ops;
 mod persistence;
 mod settings;
 mod websocket;
