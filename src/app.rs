@@ -210,7 +210,8 @@ impl Application {
                     Logger::new("%a \"%{method}xi %U\" %s %b %Dms")
                         .custom_request_replace("method", |r| r.method().to_string())
                         .exclude("/health")
-                        .exclude("/alive"),
+                        .exclude("/alive")
+                        .exclude("/metrics"),
                 )
                 .wrap(from_fn(crate::cors::cors))
                 .wrap(from_fn(crate::ops::track_requests))

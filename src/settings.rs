@@ -362,6 +362,9 @@ Compatibility: --reload, --check-browser, --import-modules M and
 Environment: SESSION_API_KEY, OH_SESSION_API_KEYS_0..N, OH_SECRET_KEY,
 OH_ALLOW_CORS_ORIGINS_0..N and OH_<KEY> for every key of config/default.toml.
 Logging: RUST_LOG (default info).
+Signals: SIGTERM/SIGINT shut down gracefully (a second one exits at once);
+SIGHUP re-reads the settings and applies session keys and CORS origins.
+Metrics: GET /metrics (Prometheus text format; see [metrics]).
 ";
 
 impl Cli {

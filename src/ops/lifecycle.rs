@@ -104,6 +104,11 @@ pub async fn serve(
             _ = int.recv() => break "SIGINT",
             _ = hup.recv() => {
                 log::info!("SIGHUP received: reloading the settings");
+                if reloader.keys_from_env() {
+                    log::warn!(
+                        "session keys are set in the environment (OH_SESSION_API_KEYS*/SESSION_API_KEY), which overrides the config file and cannot change while the server runs; keep them in the config file to rotate them with SIGHUP"
+                    );
+                }
                 let r = reloader.clone();
                 let loaded = web::block(move || r.load())
                     .await

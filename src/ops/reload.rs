@@ -36,6 +36,14 @@ impl Reloader {
         let env = std::env::vars().collect();
         Settings::load(&self.cli, &env)
     }
+
+    /// Whether the session keys come from the environment, which a running
+    /// process cannot see change (so a reload cannot rotate them).
+    pub fn keys_from_env(&self) -> bool {
+        std::env::vars().any(|(k, v)| {
+            k.starts_with("OH_SESSION_API_KEYS") || (k == "SESSION_API_KEY" && !v.is_empty())
+        })
+    }
 }
 
 /// What a reload did, for logs and tests.
@@ -151,6 +159,24 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
+
+    #[test]
+    fn the_production_example_loads() {
+        let cli = Cli {
+            config: Some(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("config/production.example.toml"),
+            ),
+            ..Default::default()
+        };
+        let s = Settings::load(&cli, &HashMap::new()).unwrap();
+        assert_eq!(s.session_api_keys.len(), 1);
+        assert!(s.metrics.require_key);
+        assert_eq!(
+            s.storage_path(),
+            std::path::PathBuf::from("state/agent-server.db")
+        );
+    }
 
     #[test]
     fn changed_keys_are_named() {
