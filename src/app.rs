@@ -11,8 +11,7 @@ use actix::prelude::*;
 use actix_web::dev::Server;
 use actix_web::middleware::{Logger, from_fn};
 use actix_web::{App, HttpResponse, HttpServer, web};
-use agent_actors::bash::messages::ShutdownCommands;
-use agent_actors::conversation::messages::{RecoverRunning, Shutdown};
+use agent_actors::conversation::messages::RecoverRunning;
 use agent_actors::conversation::{ConversationConfig, ConversationRegistry, Deps, Durability};
 use agent_actors::crypto::Cipher;
 use agent_actors::metrics::Counters;
@@ -211,12 +210,18 @@ impl Application {
                     Logger::new("%a \"%{method}xi %U\" %s %b %Dms")
                         .custom_request_replace("method", |r| r.method().to_string())
                         .exclude("/health")
-                        .exclude("/alive"),
+                        .exclude("/alive")
+                        .exclude("/metrics"),
                 )
                 .wrap(from_fn(crate::cors::cors))
+                .wrap(from_fn(crate::ops::track_requests))
         })
         .workers(workers)
-        .shutdown_timeout(10)
+        // Signals are handled by `ops::lifecycle`, which orders the shutdown.
+        .disable_signals()
+        .shutdown_timeout(crate::ops::lifecycle::server_shutdown_timeout(
+            settings.shutdown_timeout_seconds,
+        ))
         .listen(listener)
         .map_err(|e| StartError(format!("cannot listen: {e}")))?
         .run();
@@ -233,14 +238,23 @@ impl Application {
         self.port
     }
 
-    /// Serves until SIGINT/SIGTERM (or the server handle stops it), then
-    /// closes every conversation and flushes the store.
+    /// Serves until the server handle stops it (tests), then closes every
+    /// conversation and bash command and flushes the store.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let res = self.server.await;
         log::info!("shutting down: closing conversations and flushing the database");
-        let _ = self.state.conversations.send(Shutdown).await;
-        let _ = self.state.bash.registry.send(ShutdownCommands).await;
+        let limit = std::time::Duration::from_secs(self.state.settings.shutdown_timeout_seconds);
+        crate::ops::lifecycle::stop_services(&self.state, limit).await;
         res
+    }
+
+    /// Serves until SIGTERM or SIGINT, reloading keys and CORS origins on
+    /// SIGHUP, then shuts down in order (see [`crate::ops::lifecycle`]).
+    pub async fn run_until_signalled(
+        self,
+        reloader: crate::ops::reload::Reloader,
+    ) -> std::io::Result<()> {
+        crate::ops::lifecycle::serve(self.server, self.state, reloader).await
     }
 
     /// A handle that can stop the server (tests).
@@ -254,6 +268,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     crate::routes::configure(cfg);
     crate::ws::configure(cfg);
     crate::openapi::configure(cfg);
+    crate::ops::configure(cfg);
 }
 
 /// Header marking a 404 for a path no route serves (as opposed to a

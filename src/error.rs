@@ -204,6 +204,12 @@ impl From<ActorError> for ApiError {
                     format!("Conversation temporarily unavailable: {m}"),
                 )
             }
+            // `AppState::call` and the event socket retry this one; it only
+            // gets here when the retries ran out.
+            ActorError::Evicted => ApiError::Server(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Conversation temporarily unavailable; retry".into(),
+            ),
             ActorError::Storage(m) => {
                 log::error!("storage error: {m}");
                 ApiError::internal("storage error")

@@ -10,6 +10,7 @@ pub mod error;
 pub mod extract;
 pub mod files;
 pub mod openapi;
+pub mod ops;
 pub mod routes;
 pub mod settings;
 pub mod state;

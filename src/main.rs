@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use agent_server::app::Application;
+use agent_server::ops::reload::Reloader;
 use agent_server::settings::{Cli, Settings, USAGE};
 
 #[actix_web::main]
@@ -27,6 +28,7 @@ async fn main() {
         log::warn!("{flag} is a flag of the Python server; ignored");
     }
     let env: HashMap<String, String> = std::env::vars().collect();
+    let reloader = Reloader::new(cli.clone());
     let settings = match Settings::load(&cli, &env) {
         Ok(s) => s,
         Err(e) => fail(&format!("configuration error: {e}"), 2),
@@ -38,7 +40,7 @@ async fn main() {
     };
     println!("Starting OpenHands Agent Server on {host}:{}", app.port());
     println!("API docs at http://{host}:{}/docs", app.port());
-    if let Err(e) = app.run_until_stopped().await {
+    if let Err(e) = app.run_until_signalled(reloader).await {
         fail(&format!("server error: {e}"), 1);
     }
 }

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use config::{Config, File, FileFormat, Value as CValue, ValueKind};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The documented defaults, compiled in.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
@@ -31,7 +31,7 @@ impl std::fmt::Display for SettingsError {
 impl std::error::Error for SettingsError {}
 
 /// Database settings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageSettings {
     /// Database directory (default `<persistence_dir>/agent-server.db`).
@@ -43,7 +43,7 @@ pub struct StorageSettings {
 }
 
 /// HTTP settings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpSettings {
     /// Worker threads (default: CPU cores).
@@ -55,7 +55,7 @@ pub struct HttpSettings {
 }
 
 /// WebSocket settings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebSocketSettings {
     /// Most subscribers per conversation.
@@ -73,7 +73,7 @@ pub struct WebSocketSettings {
 }
 
 /// Conversation settings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConversationSettings {
     /// Idle seconds before an actor is evicted (None: never).
@@ -82,8 +82,18 @@ pub struct ConversationSettings {
     pub terminal_no_change_timeout_seconds: u64,
 }
 
+/// The `/metrics` endpoint.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// Serve `GET /metrics` (false: 404).
+    pub enabled: bool,
+    /// Require a session API key on `/metrics` (when keys are configured).
+    pub require_key: bool,
+}
+
 /// Test-only switches.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TestingSettings {
     /// Enables the fault-injection routes.
@@ -91,7 +101,7 @@ pub struct TestingSettings {
 }
 
 /// All settings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     /// Bind address.
@@ -140,6 +150,11 @@ pub struct Settings {
     pub websocket: WebSocketSettings,
     /// Conversations.
     pub conversations: ConversationSettings,
+    /// Metrics endpoint.
+    pub metrics: MetricsSettings,
+    /// Seconds each shutdown phase may take (in-flight requests, then
+    /// conversations and bash commands) before the server moves on.
+    pub shutdown_timeout_seconds: u64,
     /// Tests only.
     pub testing: TestingSettings,
     /// The file the settings were read from, if any (for SIGHUP reloads).
@@ -212,6 +227,9 @@ const ENV_KEYS: &[(&str, Kind, bool)] = &[
         Kind::Int,
         false,
     ),
+    ("metrics.enabled", Kind::Bool, false),
+    ("metrics.require_key", Kind::Bool, false),
+    ("shutdown_timeout_seconds", Kind::Int, false),
     ("testing.fault_injection", Kind::Bool, false),
 ];
 
@@ -344,6 +362,9 @@ Compatibility: --reload, --check-browser, --import-modules M and
 Environment: SESSION_API_KEY, OH_SESSION_API_KEYS_0..N, OH_SECRET_KEY,
 OH_ALLOW_CORS_ORIGINS_0..N and OH_<KEY> for every key of config/default.toml.
 Logging: RUST_LOG (default info).
+Signals: SIGTERM/SIGINT shut down gracefully (a second one exits at once);
+SIGHUP re-reads the settings and applies session keys and CORS origins.
+Metrics: GET /metrics (Prometheus text format; see [metrics]).
 ";
 
 impl Cli {
@@ -493,6 +514,9 @@ impl Settings {
         }
         if self.runtime_idle_timeout_seconds.is_some_and(|t| t <= 0.0) {
             return bad("runtime_idle_timeout_seconds", "must be greater than 0");
+        }
+        if self.shutdown_timeout_seconds == 0 {
+            return bad("shutdown_timeout_seconds", "must be at least 1");
         }
         if self.host.trim().is_empty() {
             return bad("host", "must not be empty");

@@ -67,33 +67,42 @@ impl AppState {
     }
 
     /// Sends a message to a conversation's actor. A dead mailbox (the actor
-    /// crashed) makes the registry respawn it from the store, and the
-    /// message is sent once more.
-    pub async fn call<M>(&self, id: Uuid, msg: M) -> Result<M::Result, ApiError>
+    /// crashed) makes the registry respawn it from the store, and an actor
+    /// evicted for idleness just before the message arrived is revived; the
+    /// message is then sent once more.
+    pub async fn call<M, T>(&self, id: Uuid, msg: M) -> Result<Result<T, ActorError>, ApiError>
     where
-        M: Message + Send + Clone + 'static,
-        M::Result: Send,
+        M: Message<Result = Result<T, ActorError>> + Send + Clone + 'static,
+        T: Send + 'static,
         ConversationActor: Handler<M>,
     {
         let mut addr = self.actor(id).await?;
         let mut attempt = 0u64;
         loop {
-            match addr.send(msg.clone()).await {
+            let dead = match addr.send(msg.clone()).await {
+                Err(MailboxError::Closed) => true,
+                Ok(Err(ActorError::Evicted)) => false,
                 Ok(r) => return Ok(r),
+                Err(e) => return Err(e.into()),
+            };
+            if attempt >= 5 {
+                return Err(if dead {
+                    MailboxError::Closed.into()
+                } else {
+                    ActorError::Evicted.into()
+                });
+            }
+            attempt += 1;
+            if dead {
                 // The registry may still hold a dying actor's address for a
                 // moment; ask again after a short pause.
-                Err(MailboxError::Closed) if attempt < 5 => {
-                    attempt += 1;
-                    actix_web::rt::time::sleep(std::time::Duration::from_millis(10 * attempt))
-                        .await;
-                    addr = self
-                        .conversations
-                        .send(Lookup { id, dead: true })
-                        .await??
-                        .ok_or_else(ApiError::not_found)?;
-                }
-                Err(e) => return Err(e.into()),
+                actix_web::rt::time::sleep(std::time::Duration::from_millis(10 * attempt)).await;
             }
+            addr = self
+                .conversations
+                .send(Lookup { id, dead })
+                .await??
+                .ok_or_else(ApiError::not_found)?;
         }
     }
 

@@ -1,15 +1,74 @@
-//! Process-wide counters for operators (`GET /metrics`). Lock-free atomics
-//! only; anyone may increment, the HTTP layer renders them.
+//! Process-wide counters for operators (`GET /metrics`): lock-free atomics
+//! that anyone may increment, a latency histogram, and the status index (the
+//! execution status of every stored conversation, kept current by the
+//! registry and the conversation actors so a scrape never scans the store).
+//! Nothing here formats output or knows about HTTP; the HTTP layer renders.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::ids::Uuid;
+use crate::model::conversation::ExecutionStatus;
+
+/// Why a WebSocket session failed (a fixed set: metric labels never carry
+/// user input).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WsFailure {
+    /// The subscription to the conversation could not be set up.
+    SubscribeFailed,
+    /// The client fell too far behind and was closed with 4008.
+    TooSlow,
+    /// The client broke the WebSocket protocol.
+    ProtocolError,
+    /// The conversation's actor kept failing while the socket was open.
+    ActorFailing,
+    /// Replaying stored events failed.
+    ReplayFailed,
+}
+
+impl WsFailure {
+    /// Every reason, in rendering order.
+    pub const ALL: [WsFailure; 5] = [
+        WsFailure::SubscribeFailed,
+        WsFailure::TooSlow,
+        WsFailure::ProtocolError,
+        WsFailure::ActorFailing,
+        WsFailure::ReplayFailed,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WsFailure::SubscribeFailed => "subscribe_failed",
+            WsFailure::TooSlow => "too_slow",
+            WsFailure::ProtocolError => "protocol_error",
+            WsFailure::ActorFailing => "actor_failing",
+            WsFailure::ReplayFailed => "replay_failed",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
 
 /// Monotonic counters and gauges.
 #[derive(Debug, Default)]
 pub struct Counters {
     /// Events appended to conversation logs.
     pub events_appended: AtomicU64,
-    /// Conversation actors restarted by their supervisor or respawned by the registry.
+    /// Conversation actors restarted by their supervisor.
     pub actor_restarts: AtomicU64,
+    /// Conversation actors respawned by the registry after their mailbox died (a panic).
+    pub conversation_respawns: AtomicU64,
+    /// Bash command actors restarted by their supervisor.
+    pub bash_restarts: AtomicU64,
+    /// Registry actors (conversation or bash) restarted by their supervisor.
+    pub registry_restarts: AtomicU64,
+    /// Conversation actors in memory now (live, or stopping).
+    pub conversation_actors: AtomicU64,
     /// Agent runs started.
     pub runs_started: AtomicU64,
     /// Agent runs currently executing.
@@ -20,18 +79,32 @@ pub struct Counters {
     pub llm_calls: AtomicU64,
     /// LLM calls that failed.
     pub llm_errors: AtomicU64,
-    /// Total LLM latency, microseconds.
+    /// Total latency of successful LLM calls, microseconds.
     pub llm_latency_micros: AtomicU64,
+    /// Wall time of every agent LLM call (retries included), successful or not.
+    pub llm_duration: Histogram,
     /// Prompt tokens.
     pub llm_prompt_tokens: AtomicU64,
     /// Completion tokens.
     pub llm_completion_tokens: AtomicU64,
-    /// WebSocket subscribers connected now.
+    /// Event sockets (`/sockets/events/…`) connected now.
     pub ws_subscribers: AtomicU64,
+    /// Bash event sockets (`/sockets/bash-events`) connected now.
+    pub ws_bash_subscribers: AtomicU64,
+    ws_failures: [AtomicU64; 5],
     /// Bash commands started through the bash API.
     pub bash_commands: AtomicU64,
+    /// Bash commands running now.
+    pub bash_running: AtomicU64,
     /// Conversation actors evicted for idleness.
     pub evictions: AtomicU64,
+    /// HTTP requests received.
+    pub http_requests: AtomicU64,
+    /// HTTP requests being handled now (WebSocket sessions count only
+    /// during their handshake).
+    pub http_in_flight: AtomicU64,
+    /// Execution status of every stored conversation.
+    pub statuses: StatusIndex,
 }
 
 impl Counters {
@@ -50,5 +123,164 @@ impl Counters {
     /// Reads a counter.
     pub fn get(c: &AtomicU64) -> u64 {
         c.load(Ordering::Relaxed)
+    }
+
+    /// Counts a failed WebSocket session.
+    pub fn ws_failed(&self, why: WsFailure) {
+        Counters::add(&self.ws_failures[why.index()], 1);
+    }
+
+    /// Failed WebSocket sessions of one kind so far.
+    pub fn ws_failures(&self, why: WsFailure) -> u64 {
+        Counters::get(&self.ws_failures[why.index()])
+    }
+}
+
+/// Upper bounds (seconds) of the latency histogram's buckets; LLM calls
+/// take from a fraction of a second to minutes.
+pub const LATENCY_BUCKETS: [f64; 11] = [
+    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+];
+
+/// A fixed-bucket histogram of durations (Prometheus style: a count per
+/// upper bound, plus the sum and the total count).
+#[derive(Debug, Default)]
+pub struct Histogram {
+    buckets: [AtomicU64; LATENCY_BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+/// A consistent-enough copy of a [`Histogram`] for rendering.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistogramSnapshot {
+    /// `(upper bound in seconds, observations ≤ bound)`, cumulative.
+    pub buckets: Vec<(f64, u64)>,
+    /// Every observation.
+    pub count: u64,
+    /// Sum of the observations, seconds.
+    pub sum_seconds: f64,
+}
+
+impl Histogram {
+    /// Records one duration.
+    pub fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        if let Some(i) = LATENCY_BUCKETS.iter().position(|b| secs <= *b) {
+            Counters::add(&self.buckets[i], 1);
+        }
+        Counters::add(
+            &self.sum_micros,
+            d.as_micros().min(u128::from(u64::MAX)) as u64,
+        );
+        Counters::add(&self.count, 1);
+    }
+
+    /// Cumulative bucket counts, the count and the sum.
+    pub fn snapshot(&self) -> HistogramSnapshot {
+        let mut running = 0;
+        let buckets = LATENCY_BUCKETS
+            .iter()
+            .zip(self.buckets.iter())
+            .map(|(bound, n)| {
+                running += Counters::get(n);
+                (*bound, running)
+            })
+            .collect();
+        HistogramSnapshot {
+            buckets,
+            // Read last so that it is never below the sum of the buckets.
+            count: Counters::get(&self.count).max(running),
+            sum_seconds: Counters::get(&self.sum_micros) as f64 / 1e6,
+        }
+    }
+}
+
+/// The execution status of every stored conversation, by id. Filled from
+/// the start-up scan of the store (which recovery does anyway), then kept
+/// current by whoever writes a record: the registry on create and delete,
+/// the conversation actor after each record it persists. Counting is
+/// O(conversations) over a small in-memory map, never a store scan.
+#[derive(Debug, Default)]
+pub struct StatusIndex(Mutex<HashMap<Uuid, ExecutionStatus>>);
+
+impl StatusIndex {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, ExecutionStatus>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Replaces the whole index (start-up).
+    pub fn reset(&self, entries: impl IntoIterator<Item = (Uuid, ExecutionStatus)>) {
+        let mut map = self.map();
+        map.clear();
+        map.extend(entries);
+    }
+
+    /// Records a conversation's stored status.
+    pub fn set(&self, id: Uuid, status: ExecutionStatus) {
+        self.map().insert(id, status);
+    }
+
+    /// Forgets a deleted conversation.
+    pub fn remove(&self, id: &Uuid) {
+        self.map().remove(id);
+    }
+
+    /// How many conversations are in each status (statuses with none are
+    /// left out).
+    pub fn counts(&self) -> Vec<(ExecutionStatus, u64)> {
+        let mut counts: Vec<(ExecutionStatus, u64)> = vec![];
+        for status in self.map().values() {
+            match counts.iter_mut().find(|(s, _)| s == status) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((*status, 1)),
+            }
+        }
+        counts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_is_cumulative() {
+        let h = Histogram::default();
+        h.observe(Duration::from_millis(50));
+        h.observe(Duration::from_millis(700));
+        h.observe(Duration::from_secs(1000));
+        let s = h.snapshot();
+        assert_eq!(s.count, 3);
+        assert_eq!(s.buckets[0], (0.1, 1));
+        assert_eq!(s.buckets[2], (0.5, 1));
+        assert_eq!(s.buckets[3], (1.0, 2));
+        assert_eq!(
+            s.buckets.last(),
+            Some(&(300.0, 2)),
+            "1000 s is only in +Inf"
+        );
+        assert!((s.sum_seconds - 1000.75).abs() < 1e-6);
+    }
+
+    #[test]
+    fn status_index_counts() {
+        let idx = StatusIndex::default();
+        let (a, b, c) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        idx.reset([(a, ExecutionStatus::Idle), (b, ExecutionStatus::Idle)]);
+        idx.set(c, ExecutionStatus::Running);
+        idx.set(a, ExecutionStatus::Finished);
+        idx.remove(&b);
+        let mut counts = idx.counts();
+        counts.sort_by_key(|(s, _)| s.as_str());
+        assert_eq!(
+            counts,
+            vec![
+                (ExecutionStatus::Finished, 1),
+                (ExecutionStatus::Running, 1)
+            ]
+        );
     }
 }

@@ -23,7 +23,7 @@ use actix_web_actors::ws;
 use agent_actors::bash::event_log::{BashFrame, end};
 use agent_actors::bash::messages::StartCommand;
 use agent_actors::bash::model::{ExecuteBashRequest, error_json};
-use agent_actors::metrics::Counters;
+use agent_actors::metrics::{Counters, WsFailure};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
@@ -117,6 +117,7 @@ impl BashSession {
             }
             Err(e) => {
                 log::warn!("bash socket: replay failed: {e}");
+                self.state.counters.ws_failed(WsFailure::ReplayFailed);
                 self.replay = None;
             }
         }
@@ -210,7 +211,7 @@ impl Actor for BashSession {
     type Context = ws::WebsocketContext<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        Counters::add(&self.state.counters.ws_subscribers, 1);
+        Counters::add(&self.state.counters.ws_bash_subscribers, 1);
         let ws_cfg = &self.state.settings.websocket;
         let hb = Duration::from_secs(ws_cfg.heartbeat_seconds.max(1));
         let timeout = Duration::from_secs(ws_cfg.client_timeout_seconds);
@@ -235,7 +236,7 @@ impl Actor for BashSession {
     }
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
-        Counters::sub(&self.state.counters.ws_subscribers, 1);
+        Counters::sub(&self.state.counters.ws_bash_subscribers, 1);
         self.unsubscribe();
     }
 }
@@ -257,7 +258,11 @@ impl StreamHandler<BashFrame> for BashSession {
     fn finished(&mut self, ctx: &mut Self::Context) {
         self.sub_id = None;
         match self.end.load(Ordering::SeqCst) {
-            end::OVERFLOW => self.close(ctx, CLOSE_TOO_SLOW, "Subscriber too slow"),
+            end::OVERFLOW => {
+                log::warn!("bash socket: subscriber too slow; closing with {CLOSE_TOO_SLOW}");
+                self.state.counters.ws_failed(WsFailure::TooSlow);
+                self.close(ctx, CLOSE_TOO_SLOW, "Subscriber too slow")
+            }
             end::SHUTDOWN => {
                 ctx.close(Some(ws::CloseReason {
                     code: ws::CloseCode::Away,
@@ -265,7 +270,11 @@ impl StreamHandler<BashFrame> for BashSession {
                 }));
                 ctx.stop();
             }
-            _ => self.close(ctx, 1011, "Bash events unavailable"),
+            _ => {
+                log::warn!("bash socket: the bash event log ended the subscription");
+                self.state.counters.ws_failed(WsFailure::SubscribeFailed);
+                self.close(ctx, 1011, "Bash events unavailable")
+            }
         }
     }
 }
@@ -286,7 +295,8 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for BashSession {
             }
             Ok(ws::Message::Continuation(_)) | Ok(ws::Message::Nop) => {}
             Err(e) => {
-                log::info!("bash socket: protocol error: {e}");
+                log::warn!("bash socket: protocol error: {e}");
+                self.state.counters.ws_failed(WsFailure::ProtocolError);
                 ctx.close(Some(ws::CloseReason {
                     code: ws::CloseCode::Protocol,
                     description: Some(e.to_string()),

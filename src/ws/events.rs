@@ -28,7 +28,7 @@ use agent_actors::conversation::messages::{
 };
 use agent_actors::conversation::publisher::{Frame, end};
 use agent_actors::ids::Uuid;
-use agent_actors::metrics::Counters;
+use agent_actors::metrics::{Counters, WsFailure};
 use agent_actors::model::conversation::{SendMessageRequest, parse_content_list};
 use serde_json::{Value, json};
 
@@ -152,7 +152,7 @@ impl EventsSession {
                 CLOSE_TRY_AGAIN,
                 "Too many connections for this conversation",
             ),
-            Err(ActorError::Unavailable(e)) if act.retries < 20 => {
+            Err(e @ (ActorError::Unavailable(_) | ActorError::Evicted)) if act.retries < 20 => {
                 // The conversation's actor just died and the registry may
                 // still hold its old address for a moment: try again.
                 act.retries += 1;
@@ -161,7 +161,8 @@ impl EventsSession {
                 ctx.run_later(wait, |act, ctx| act.subscribe(ctx, true));
             }
             Err(e) => {
-                log::warn!("socket for {id}: subscription failed: {e}");
+                log::warn!("socket for conversation {id}: subscription failed: {e}");
+                act.state.counters.ws_failed(WsFailure::SubscribeFailed);
                 ctx.close(Some(ws::CloseReason {
                     code: ws::CloseCode::Error,
                     description: Some("Conversation unavailable".into()),
@@ -390,6 +391,12 @@ impl StreamHandler<Frame> for EventsSession {
                     "Subscriber too slow; reconnect with after_seq={}",
                     self.last_seq
                 );
+                log::warn!(
+                    "socket for conversation {}: subscriber too slow; closing with {CLOSE_TOO_SLOW} after seq {}",
+                    self.conversation,
+                    self.last_seq
+                );
+                self.state.counters.ws_failed(WsFailure::TooSlow);
                 self.sub_id = None;
                 self.close(ctx, CLOSE_TOO_SLOW, &reason);
             }
@@ -413,6 +420,11 @@ impl StreamHandler<Frame> for EventsSession {
                 self.addr = None;
                 self.resubscribes += 1;
                 if self.resubscribes > 100 {
+                    log::warn!(
+                        "socket for conversation {}: the conversation keeps failing; closing",
+                        self.conversation
+                    );
+                    self.state.counters.ws_failed(WsFailure::ActorFailing);
                     self.close(ctx, 1011, "Conversation keeps failing");
                     return;
                 }
@@ -438,7 +450,11 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for EventsSession {
             }
             Ok(ws::Message::Continuation(_)) | Ok(ws::Message::Nop) => {}
             Err(e) => {
-                log::info!("socket for {}: protocol error: {e}", self.conversation);
+                log::warn!(
+                    "socket for conversation {}: protocol error: {e}",
+                    self.conversation
+                );
+                self.state.counters.ws_failed(WsFailure::ProtocolError);
                 ctx.close(Some(ws::CloseReason {
                     code: ws::CloseCode::Protocol,
                     description: Some(e.to_string()),

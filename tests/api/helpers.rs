@@ -332,6 +332,15 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts `agent-server --port 0` in `dir` with `env`; waits until it listens.
     pub fn start(dir: &std::path::Path, env: &[(&str, &str)]) -> ServerProcess {
+        ServerProcess::start_with_args(dir, &[], env)
+    }
+
+    /// Like [`ServerProcess::start`], with extra command-line arguments.
+    pub fn start_with_args(
+        dir: &std::path::Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> ServerProcess {
         use std::io::BufRead;
         let log = dir.join(format!(
             "server-{}.log",
@@ -343,6 +352,7 @@ impl ServerProcess {
         let log_file = std::fs::File::create(&log).expect("log file");
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_agent-server"));
         cmd.args(["--host", "127.0.0.1", "--port", "0"])
+            .args(args)
             .current_dir(dir)
             .env_remove("SESSION_API_KEY")
             .env("RUST_LOG", "info")
@@ -416,6 +426,29 @@ impl ServerProcess {
                 panic!("server did not stop within 20 s after SIGTERM");
             }
             std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Sends a signal to the process.
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: plain kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.child.id() as i32, sig);
+        }
+    }
+
+    /// Waits up to `limit` for the process to exit; its exit code, or
+    /// `None` if it still runs (or died from a signal).
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if std::time::Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 

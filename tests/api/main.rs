@@ -11,6 +11,7 @@ mod git;
 mod helpers;
 mod llm;
 mod openapi;
+mod ops;
 mod persistence;
 mod settings;
 mod websocket;

@@ -33,6 +33,7 @@ use super::output::{OutputBuffers, Piece, Tail};
 use super::registry::BashRegistry;
 use super::{BashConfig, BashError, process};
 use crate::ids::Uuid;
+use crate::metrics::Counters;
 use crate::store::StoreError;
 
 /// Buffered bytes that trigger a chunk at once.
@@ -342,6 +343,9 @@ impl BashCommandActor {
 
     /// The command has its final output: tell whoever waits.
     fn done(&mut self) {
+        if self.phase == Phase::Running {
+            Counters::sub(&self.config.counters.bash_running, 1);
+        }
         self.phase = Phase::Finished;
         if let Some(json) = &self.final_json {
             for w in self.waiters.drain(..) {
@@ -424,6 +428,7 @@ impl Actor for BashCommandActor {
             return;
         }
         self.phase = Phase::Running;
+        Counters::add(&self.config.counters.bash_running, 1);
         if let Err(message) = self.launch(ctx) {
             self.fail_to_start(message);
         }
@@ -445,6 +450,7 @@ impl Supervised for BashCommandActor {
                 "bash command {}: actor restarted; the command is terminated",
                 self.spec.id.simple()
             );
+            Counters::add(&self.config.counters.bash_restarts, 1);
             self.handles.clear();
             self.abandon("Command terminated: its output could not be recorded.");
         }

@@ -85,6 +85,7 @@ impl Actor for BashRegistry {
 impl Supervised for BashRegistry {
     fn restarting(&mut self, _ctx: &mut Context<Self>) {
         log::warn!("bash registry restarting");
+        Counters::add(&self.config.counters.registry_restarts, 1);
         self.running.retain(|_, a| a.connected());
     }
 }

@@ -22,6 +22,7 @@ use crate::model::conversation::{ConversationRecord, ExecutionStatus};
 use crate::model::event::{Event, EventBody, Source, StateUpdate};
 use crate::store::EncodedEvent;
 use crate::time::{MonotonicClock, ParsedDateTime};
+use crate::tools::terminal::{self, TerminalSession};
 
 /// One live conversation.
 pub struct ConversationActor {
@@ -39,6 +40,10 @@ pub struct ConversationActor {
     pub(super) gone: bool,
     /// Closed on purpose: a restart must not bring it back.
     closed: bool,
+    /// Why it was closed: decides what late messages are told.
+    close_reason: u8,
+    /// The status last recorded in the status index.
+    indexed_status: Option<ExecutionStatus>,
     pub(super) last_activity: Instant,
 }
 
@@ -49,6 +54,7 @@ impl ConversationActor {
         deps: Deps,
         registry: Option<Addr<ConversationRegistry>>,
     ) -> Self {
+        Counters::add(&deps.counters.conversation_actors, 1);
         ConversationActor {
             id: record.id,
             deps,
@@ -62,8 +68,24 @@ impl ConversationActor {
             run: RunState::default(),
             gone: false,
             closed: false,
+            close_reason: end::NONE,
+            indexed_status: None,
             last_activity: Instant::now(),
         }
+    }
+
+    /// Refuses work once the conversation is gone. An actor closed by
+    /// eviction or shutdown says so, so that a caller holding its old
+    /// address asks the registry again instead of reporting "not found".
+    pub(super) fn gone_guard(&self) -> Result<(), ActorError> {
+        if !self.gone {
+            return Ok(());
+        }
+        Err(match self.close_reason {
+            end::EVICTED => ActorError::Evicted,
+            end::SHUTDOWN => ActorError::Unavailable("the server is shutting down".into()),
+            _ => ActorError::NotFound,
+        })
     }
 
     /// Reloads everything durable from the store.
@@ -204,6 +226,13 @@ impl ConversationActor {
         }
         self.last_seq += encoded.len() as u64;
         Counters::add(&self.deps.counters.events_appended, encoded.len() as u64);
+        if record_bytes.is_some() && self.indexed_status != Some(self.record.execution_status) {
+            self.indexed_status = Some(self.record.execution_status);
+            self.deps
+                .counters
+                .statuses
+                .set(self.id, self.record.execution_status);
+        }
         self.run.observe(events);
         for f in frames {
             self.publisher.push(f);
@@ -313,23 +342,44 @@ impl ConversationActor {
             {
                 log::info!("conversation {}: evicted after {secs}s idle", act.id);
                 Counters::add(&act.deps.counters.evictions, 1);
+                // The registry forgets this address before anyone can be
+                // told `Evicted` (its mailbox is FIFO), so a caller that
+                // asks again gets a fresh actor loaded from the store.
                 if let Some(reg) = &act.registry {
                     reg.do_send(Evicted { id: act.id });
                 }
-                act.close(ctx, end::NONE);
+                // Nobody waits for the shell to stop; it stops on its own.
+                if let Some(session) = act.close(ctx, end::EVICTED) {
+                    session.do_send(terminal::Close);
+                }
             }
         });
     }
 
-    /// Ends the actor for good (no restart): stops the run and the terminal,
-    /// releases subscribers with `reason`.
-    pub(super) fn close(&mut self, ctx: &mut Context<Self>, reason: u8) {
-        self.stop_run_for_close(ctx);
+    /// Ends the actor for good (no restart): stops the run, releases
+    /// subscribers with `reason` and drops what it holds in memory. Returns
+    /// the terminal, if one was started, which the caller must send
+    /// `terminal::Close` (it kills the shell's whole session).
+    pub(super) fn close(
+        &mut self,
+        ctx: &mut Context<Self>,
+        reason: u8,
+    ) -> Option<Addr<TerminalSession>> {
+        let terminal = self.stop_run_for_close(ctx);
         self.publisher.close_all(reason);
         self.resolve_waiters(Err(ActorError::NotFound));
         self.closed = true;
+        self.close_reason = reason;
         self.gone = true;
+        self.run.release_memory();
         ctx.stop();
+        terminal
+    }
+}
+
+impl Drop for ConversationActor {
+    fn drop(&mut self) {
+        Counters::sub(&self.deps.counters.conversation_actors, 1);
     }
 }
 
@@ -357,19 +407,11 @@ impl Supervised for ConversationActor {
     }
 }
 
-fn gone_guard(act: &ConversationActor) -> Result<(), ActorError> {
-    if act.gone {
-        Err(ActorError::NotFound)
-    } else {
-        Ok(())
-    }
-}
-
 impl Handler<SendMessage> for ConversationActor {
     type Result = ResponseFuture<Result<(), ActorError>>;
 
     fn handle(&mut self, msg: SendMessage, ctx: &mut Context<Self>) -> Self::Result {
-        if let Err(e) = gone_guard(self) {
+        if let Err(e) = self.gone_guard() {
             return Box::pin(async move { Err(e) });
         }
         if msg.message.role != "user" {
@@ -411,7 +453,7 @@ impl Handler<Update> for ConversationActor {
     type Result = ResponseFuture<Result<(), ActorError>>;
 
     fn handle(&mut self, msg: Update, ctx: &mut Context<Self>) -> Self::Result {
-        if let Err(e) = gone_guard(self) {
+        if let Err(e) = self.gone_guard() {
             return Box::pin(async move { Err(e) });
         }
         let mut events = vec![];
@@ -463,7 +505,7 @@ impl Handler<Subscribe> for ConversationActor {
     type Result = Result<Subscribed, ActorError>;
 
     fn handle(&mut self, msg: Subscribe, _ctx: &mut Context<Self>) -> Self::Result {
-        gone_guard(self)?;
+        self.gone_guard()?;
         self.publisher.prune_closed();
         if self.publisher.subscriber_count() >= self.deps.config.max_subscribers {
             return Err(ActorError::TooManySubscribers);
@@ -492,7 +534,7 @@ impl Handler<UpdateSecrets> for ConversationActor {
     type Result = ResponseFuture<Result<(), ActorError>>;
 
     fn handle(&mut self, msg: UpdateSecrets, ctx: &mut Context<Self>) -> Self::Result {
-        if let Err(e) = gone_guard(self) {
+        if let Err(e) = self.gone_guard() {
             return Box::pin(async move { Err(e) });
         }
         self.record.secret_sources.extend(msg.secrets);
@@ -504,7 +546,7 @@ impl Handler<SetConfirmationPolicy> for ConversationActor {
     type Result = ResponseFuture<Result<(), ActorError>>;
 
     fn handle(&mut self, msg: SetConfirmationPolicy, ctx: &mut Context<Self>) -> Self::Result {
-        if let Err(e) = gone_guard(self) {
+        if let Err(e) = self.gone_guard() {
             return Box::pin(async move { Err(e) });
         }
         self.record.confirmation_policy = msg.0.clone();
@@ -520,7 +562,7 @@ impl Handler<SetSecurityAnalyzer> for ConversationActor {
     type Result = ResponseFuture<Result<(), ActorError>>;
 
     fn handle(&mut self, msg: SetSecurityAnalyzer, ctx: &mut Context<Self>) -> Self::Result {
-        if let Err(e) = gone_guard(self) {
+        if let Err(e) = self.gone_guard() {
             return Box::pin(async move { Err(e) });
         }
         if self.record.security_analyzer == msg.0 {
@@ -536,17 +578,25 @@ impl Handler<SetSecurityAnalyzer> for ConversationActor {
 }
 
 impl Handler<Close> for ConversationActor {
-    type Result = ();
+    type Result = ResponseFuture<()>;
 
-    fn handle(&mut self, msg: Close, ctx: &mut Context<Self>) {
-        self.close(
-            ctx,
-            if msg.delete {
-                end::DELETED
-            } else {
-                end::SHUTDOWN
-            },
-        );
+    fn handle(&mut self, msg: Close, ctx: &mut Context<Self>) -> Self::Result {
+        if self.closed {
+            return Box::pin(async {});
+        }
+        let reason = if msg.delete {
+            end::DELETED
+        } else {
+            end::SHUTDOWN
+        };
+        let session = self.close(ctx, reason);
+        // Replies once the shell and its processes are gone, so that a
+        // shutdown can wait for them.
+        Box::pin(async move {
+            if let Some(session) = session {
+                let _ = session.send(terminal::Close).await;
+            }
+        })
     }
 }
 

@@ -108,6 +108,9 @@ pub enum ActorError {
     TooManySubscribers,
     /// The conversation's actor is not available right now (it crashed or is restarting).
     Unavailable(String),
+    /// The actor was evicted for idleness just before this message arrived;
+    /// looking the conversation up again revives it from the store.
+    Evicted,
     /// Storage failed.
     Storage(String),
     /// An upstream service (the LLM) failed.
@@ -124,6 +127,7 @@ impl std::fmt::Display for ActorError {
                 f.write_str("Too many connections for this conversation")
             }
             ActorError::Unavailable(m) => write!(f, "conversation unavailable: {m}"),
+            ActorError::Evicted => f.write_str("conversation actor was evicted; look it up again"),
             ActorError::Storage(m) => write!(f, "storage error: {m}"),
             ActorError::Upstream(m) => write!(f, "upstream error: {m}"),
         }

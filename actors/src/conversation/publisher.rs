@@ -33,6 +33,9 @@ pub mod end {
     pub const DELETED: u8 = 2;
     /// The server is shutting down.
     pub const SHUTDOWN: u8 = 3;
+    /// The actor was evicted for idleness (only ever seen by a subscriber
+    /// that raced the eviction): re-subscribe.
+    pub const EVICTED: u8 = 4;
 }
 
 /// The sending side of one subscription.

@@ -26,6 +26,8 @@ pub struct ConversationRegistry {
     busy: HashSet<Uuid>,
     arbiters: Vec<ArbiterHandle>,
     next_arbiter: usize,
+    /// Shutting down: no actor is spawned any more.
+    closing: bool,
 }
 
 impl ConversationRegistry {
@@ -38,6 +40,7 @@ impl ConversationRegistry {
             busy: HashSet::new(),
             arbiters,
             next_arbiter: 0,
+            closing: false,
         }
     }
 
@@ -83,6 +86,9 @@ impl ConversationRegistry {
         if self.busy.contains(&id) {
             return Ok(None);
         }
+        if self.closing {
+            return Err(shutting_down());
+        }
         if let Some(addr) = self.actors.get(&id) {
             // A caller that saw a dead mailbox (`dead`) may ask while the
             // dying actor's address still looks connected; it retries.
@@ -93,7 +99,7 @@ impl ConversationRegistry {
                 log::debug!("conversation {id}: found a closed mailbox");
             }
             log::warn!("conversation {id}: actor mailbox closed; respawning from the store");
-            Counters::add(&self.deps.counters.actor_restarts, 1);
+            Counters::add(&self.deps.counters.conversation_respawns, 1);
             self.actors.remove(&id);
         }
         match self.load_record(&id)? {
@@ -110,8 +116,13 @@ impl Actor for ConversationRegistry {
 impl Supervised for ConversationRegistry {
     fn restarting(&mut self, _ctx: &mut Context<Self>) {
         log::warn!("conversation registry restarting");
+        Counters::add(&self.deps.counters.registry_restarts, 1);
         self.actors.retain(|_, a| a.connected());
     }
+}
+
+fn shutting_down() -> ActorError {
+    ActorError::Unavailable("the server is shutting down".into())
 }
 
 /// Creates the working and scratch directories of a new conversation.
@@ -151,6 +162,9 @@ impl Handler<Create> for ConversationRegistry {
     fn handle(&mut self, msg: Create, ctx: &mut Context<Self>) -> Self::Result {
         let req = msg.request;
         let id = req.conversation_id.unwrap_or_else(Uuid::new_v4);
+        if self.closing {
+            return Box::pin(fut::ready(Err(shutting_down())));
+        }
         if self.busy.contains(&id) {
             return Box::pin(fut::ready(Err(ActorError::Conflict(format!(
                 "Conversation {id} is being deleted"
@@ -172,6 +186,7 @@ impl Handler<Create> for ConversationRegistry {
         if let Err(e) = self.deps.store.put_record(&id, &bytes) {
             return Box::pin(fut::ready(Err(e.into())));
         }
+        self.deps.counters.statuses.set(id, record.execution_status);
         let working_dir = record.workspace.working_dir.clone();
         let addr = self.spawn(record, ctx);
         let store = self.deps.store.clone();
@@ -296,6 +311,7 @@ impl Handler<Delete> for ConversationRegistry {
         }
         let addr = self.actors.remove(&id);
         let store = self.deps.store.clone();
+        let counters = self.deps.counters.clone();
         let scratch = record.persistence_dir.clone();
         Box::pin(
             async move {
@@ -304,6 +320,7 @@ impl Handler<Delete> for ConversationRegistry {
                 }
                 let result = actix_rt_blocking(move || -> Result<(), ActorError> {
                     store.delete_conversation(&id)?;
+                    counters.statuses.remove(&id);
                     store.flush_blocking()?;
                     let path = Path::new(&scratch);
                     if path.exists()
@@ -343,6 +360,7 @@ impl Handler<RecoverRunning> for ConversationRegistry {
             log::warn!("removed {orphans} event entries left behind by an interrupted delete");
         }
         let mut running = vec![];
+        let mut statuses = vec![];
         for item in self.deps.store.records() {
             let (id, bytes) = match item {
                 Ok(x) => x,
@@ -352,11 +370,18 @@ impl Handler<RecoverRunning> for ConversationRegistry {
                 }
             };
             match ConversationRecord::from_stored(&bytes, None) {
-                Ok((r, _)) if r.execution_status == ExecutionStatus::Running => running.push(r),
-                Ok(_) => {}
+                Ok((r, _)) => {
+                    statuses.push((r.id, r.execution_status));
+                    if r.execution_status == ExecutionStatus::Running {
+                        running.push(r);
+                    }
+                }
                 Err(e) => log::error!("conversation {id}: unreadable record skipped: {e}"),
             }
         }
+        // This scan reads every record anyway: it seeds the status index
+        // that /metrics counts from.
+        self.deps.counters.statuses.reset(statuses);
         let n = running.len();
         for record in running {
             log::info!(
@@ -373,13 +398,17 @@ impl Handler<Shutdown> for ConversationRegistry {
     type Result = ResponseActFuture<Self, ()>;
 
     fn handle(&mut self, _: Shutdown, _ctx: &mut Context<Self>) -> Self::Result {
+        self.closing = true;
         let actors: Vec<_> = self.actors.drain().map(|(_, a)| a).collect();
         let store = self.deps.store.clone();
+        if !actors.is_empty() {
+            log::info!("closing {} conversation actor(s)", actors.len());
+        }
         Box::pin(
             async move {
-                for a in actors {
-                    let _ = a.send(Close { delete: false }).await;
-                }
+                // All at once: each may wait a few seconds for its shell.
+                let closes = actors.iter().map(|a| a.send(Close { delete: false }));
+                futures_util::future::join_all(closes).await;
                 if let Err(e) = store.flush().await {
                     log::error!("final flush failed: {e}");
                 }

@@ -100,6 +100,13 @@ impl RunState {
         };
     }
 
+    /// Drops the cached agent view and the tools (the actor is closing).
+    pub fn release_memory(&mut self) {
+        self.view = None;
+        self.queue.clear();
+        self.tools = Tools::default();
+    }
+
     /// Keeps the LLM view current as events are appended.
     pub fn observe(&mut self, events: Vec<Event>) {
         if let Some(view) = &mut self.view {
@@ -464,6 +471,7 @@ impl ConversationActor {
                     })
                 };
                 let stream = cfg.stream;
+                let started = std::time::Instant::now();
                 let res = llm::complete(
                     &http,
                     &cfg,
@@ -472,6 +480,7 @@ impl ConversationActor {
                     stream.then_some(&on_delta as _),
                 )
                 .await;
+                counters.llm_duration.observe(started.elapsed());
                 Counters::add(&counters.llm_calls, 1);
                 match &res {
                     Ok(r) => {
@@ -961,8 +970,12 @@ impl ConversationActor {
             .collect()
     }
 
-    /// On close: stop the run and the terminal.
-    pub(super) fn stop_run_for_close(&mut self, ctx: &mut Context<Self>) {
+    /// On close: stop the run and hand back the terminal (if one was
+    /// started), which the caller must tell to close its shell.
+    pub(super) fn stop_run_for_close(
+        &mut self,
+        ctx: &mut Context<Self>,
+    ) -> Option<Addr<TerminalSession>> {
         if self.run.active {
             self.run.generation += 1;
             if let Some(h) = self.run.handle.take() {
@@ -973,9 +986,7 @@ impl ConversationActor {
                 Counters::sub(&self.deps.counters.runs_active, 1);
             }
         }
-        if let Some(t) = self.run.tools.terminal.take() {
-            t.do_send(terminal::Close);
-        }
+        self.run.tools.terminal.take()
     }
 
     /// A run was interrupted by a crash or restart: unanswered actions get an
@@ -1084,9 +1095,7 @@ impl Handler<Run> for ConversationActor {
     type Result = Result<(), ActorError>;
 
     fn handle(&mut self, _: Run, ctx: &mut Context<Self>) -> Self::Result {
-        if self.gone {
-            return Err(ActorError::NotFound);
-        }
+        self.gone_guard()?;
         self.request_run(ctx, false)
     }
 }
@@ -1095,8 +1104,8 @@ impl Handler<Pause> for ConversationActor {
     type Result = ResponseFuture<Result<(), ActorError>>;
 
     fn handle(&mut self, _: Pause, ctx: &mut Context<Self>) -> Self::Result {
-        if self.gone {
-            return Box::pin(async { Err(ActorError::NotFound) });
+        if let Err(e) = self.gone_guard() {
+            return Box::pin(async move { Err(e) });
         }
         if !matches!(
             self.record.execution_status,
@@ -1125,8 +1134,8 @@ impl Handler<Interrupt> for ConversationActor {
     type Result = ResponseFuture<Result<(), ActorError>>;
 
     fn handle(&mut self, _: Interrupt, ctx: &mut Context<Self>) -> Self::Result {
-        if self.gone {
-            return Box::pin(async { Err(ActorError::NotFound) });
+        if let Err(e) = self.gone_guard() {
+            return Box::pin(async move { Err(e) });
         }
         let mut events = if self.run.active {
             self.cancel_step(ctx, INTERRUPTED)
@@ -1162,8 +1171,8 @@ impl Handler<RespondToConfirmation> for ConversationActor {
     type Result = ResponseFuture<Result<(), ActorError>>;
 
     fn handle(&mut self, msg: RespondToConfirmation, ctx: &mut Context<Self>) -> Self::Result {
-        if self.gone {
-            return Box::pin(async { Err(ActorError::NotFound) });
+        if let Err(e) = self.gone_guard() {
+            return Box::pin(async move { Err(e) });
         }
         if msg.accept {
             let _ = self.request_run(ctx, false);
@@ -1202,8 +1211,8 @@ impl Handler<AskAgent> for ConversationActor {
     type Result = ResponseFuture<Result<String, ActorError>>;
 
     fn handle(&mut self, msg: AskAgent, _ctx: &mut Context<Self>) -> Self::Result {
-        if self.gone {
-            return Box::pin(async { Err(ActorError::NotFound) });
+        if let Err(e) = self.gone_guard() {
+            return Box::pin(async move { Err(e) });
         }
         let mut cfg = match LlmConfig::from_json(&self.record.agent.llm.to_value()) {
             Ok(c) => c,
@@ -1229,8 +1238,8 @@ impl Handler<SwitchLlm> for ConversationActor {
     type Result = ResponseFuture<Result<(), ActorError>>;
 
     fn handle(&mut self, msg: SwitchLlm, ctx: &mut Context<Self>) -> Self::Result {
-        if self.gone {
-            return Box::pin(async { Err(ActorError::NotFound) });
+        if let Err(e) = self.gone_guard() {
+            return Box::pin(async move { Err(e) });
         }
         let llm: Llm = match serde_path_to_error::deserialize(msg.0) {
             Ok(l) => l,
