@@ -1,16 +1,10 @@
 //! Process-wide counters for operators (`GET /metrics`): lock-free atomics
-//! that anyone may increment, a latency histogram, and the status index (the
-//! execution status of every stored conversation, kept current by the
-//! registry and the conversation actors so a scrape never scans the store).
-//! Nothing here formats output or knows about HTTP; the HTTP layer renders.
+//! that anyone may increment and a latency histogram. Conversations by
+//! status come from the store's catalog. Nothing here formats output or
+//! knows about HTTP; the HTTP layer renders.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-
-use crate::ids::Uuid;
-use crate::model::conversation::ExecutionStatus;
 
 /// Why a WebSocket session failed (a fixed set: metric labels never carry
 /// user input).
@@ -103,8 +97,6 @@ pub struct Counters {
     /// HTTP requests being handled now (WebSocket sessions count only
     /// during their handshake).
     pub http_in_flight: AtomicU64,
-    /// Execution status of every stored conversation.
-    pub statuses: StatusIndex,
 }
 
 impl Counters {
@@ -196,52 +188,6 @@ impl Histogram {
     }
 }
 
-/// The execution status of every stored conversation, by id. Filled from
-/// the start-up scan of the store (which recovery does anyway), then kept
-/// current by whoever writes a record: the registry on create and delete,
-/// the conversation actor after each record it persists. Counting is
-/// O(conversations) over a small in-memory map, never a store scan.
-#[derive(Debug, Default)]
-pub struct StatusIndex(Mutex<HashMap<Uuid, ExecutionStatus>>);
-
-impl StatusIndex {
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, ExecutionStatus>> {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Replaces the whole index (start-up).
-    pub fn reset(&self, entries: impl IntoIterator<Item = (Uuid, ExecutionStatus)>) {
-        let mut map = self.map();
-        map.clear();
-        map.extend(entries);
-    }
-
-    /// Records a conversation's stored status.
-    pub fn set(&self, id: Uuid, status: ExecutionStatus) {
-        self.map().insert(id, status);
-    }
-
-    /// Forgets a deleted conversation.
-    pub fn remove(&self, id: &Uuid) {
-        self.map().remove(id);
-    }
-
-    /// How many conversations are in each status (statuses with none are
-    /// left out).
-    pub fn counts(&self) -> Vec<(ExecutionStatus, u64)> {
-        let mut counts: Vec<(ExecutionStatus, u64)> = vec![];
-        for status in self.map().values() {
-            match counts.iter_mut().find(|(s, _)| s == status) {
-                Some((_, n)) => *n += 1,
-                None => counts.push((*status, 1)),
-            }
-        }
-        counts
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,24 +209,5 @@ mod tests {
             "1000 s is only in +Inf"
         );
         assert!((s.sum_seconds - 1000.75).abs() < 1e-6);
-    }
-
-    #[test]
-    fn status_index_counts() {
-        let idx = StatusIndex::default();
-        let (a, b, c) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
-        idx.reset([(a, ExecutionStatus::Idle), (b, ExecutionStatus::Idle)]);
-        idx.set(c, ExecutionStatus::Running);
-        idx.set(a, ExecutionStatus::Finished);
-        idx.remove(&b);
-        let mut counts = idx.counts();
-        counts.sort_by_key(|(s, _)| s.as_str());
-        assert_eq!(
-            counts,
-            vec![
-                (ExecutionStatus::Finished, 1),
-                (ExecutionStatus::Running, 1)
-            ]
-        );
     }
 }

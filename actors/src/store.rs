@@ -5,6 +5,8 @@
 //! - `events`: id(16) ‖ seq(u64 big-endian) → header ‖ event JSON, where `seq`
 //!   is the gap-free 1-based position of the event in its log;
 //! - `event_ids`: id(16) ‖ event id (UTF-8) → seq (u64 big-endian);
+//! - `catalog`: id(16) → a small summary (times, status) so that listing,
+//!   sorting and counting conversations never parse whole records;
 //! - `meta`: server-wide facts (schema version, key check).
 //!
 //! An append writes the events, their id index and (optionally) the record in
@@ -203,11 +205,46 @@ fn seq_of_key(key: &[u8]) -> Result<u64, StoreError> {
         .ok_or_else(|| StoreError::Corrupt("event key".into()))
 }
 
+/// The catalog entry of a conversation: what listing and counting need.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Summary {
+    /// Creation time (UTC text; sorts as time).
+    #[serde(rename = "c")]
+    pub created_at: String,
+    /// Last change (UTC text).
+    #[serde(rename = "u")]
+    pub updated_at: String,
+    /// Execution status (wire name).
+    #[serde(rename = "s")]
+    pub status: String,
+}
+
+impl Summary {
+    fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Summary, StoreError> {
+        serde_json::from_slice(bytes)
+            .map_err(|e| StoreError::Corrupt(format!("catalog entry: {e}")))
+    }
+}
+
+/// A record to write with an append: its bytes and its catalog entry.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordWrite<'a> {
+    /// The record (secrets sealed).
+    pub bytes: &'a [u8],
+    /// Its catalog entry.
+    pub summary: &'a Summary,
+}
+
 /// Handle to the database; cheap to clone (sled handles are shared).
 #[derive(Clone)]
 pub struct Store {
     db: Db,
     conversations: Tree,
+    catalog: Tree,
     events: Tree,
     event_ids: Tree,
     meta: Tree,
@@ -238,6 +275,7 @@ impl Store {
     fn from_db(db: Db) -> Result<Store, StoreError> {
         Ok(Store {
             conversations: db.open_tree("conversations")?,
+            catalog: db.open_tree("catalog")?,
             events: db.open_tree("events")?,
             event_ids: db.open_tree("event_ids")?,
             meta: db.open_tree("meta")?,
@@ -273,10 +311,9 @@ impl Store {
         Ok(())
     }
 
-    /// Stores a conversation record.
-    pub fn put_record(&self, conv: &Uuid, record: &[u8]) -> Result<(), StoreError> {
-        self.conversations.insert(conv.as_bytes(), record)?;
-        Ok(())
+    /// Stores a conversation record and its catalog entry.
+    pub fn put_record(&self, conv: &Uuid, record: RecordWrite<'_>) -> Result<(), StoreError> {
+        self.append(conv, &[], Some(record))
     }
 
     /// A conversation record.
@@ -310,20 +347,58 @@ impl Store {
         &self,
         conv: &Uuid,
         events: &[EncodedEvent],
-        record: Option<&[u8]>,
+        record: Option<RecordWrite<'_>>,
     ) -> Result<(), StoreError> {
-        (&self.events, &self.event_ids, &self.conversations)
-            .transaction(|(ev, ids, convs)| {
+        let summary = record.map(|r| r.summary.encode());
+        (
+            &self.events,
+            &self.event_ids,
+            &self.conversations,
+            &self.catalog,
+        )
+            .transaction(|(ev, ids, convs, cat)| {
                 for e in events {
                     ev.insert(&event_key(conv, e.seq)[..], e.bytes.as_slice())?;
                     ids.insert(id_key(conv, &e.id), &e.seq.to_be_bytes()[..])?;
                 }
-                if let Some(r) = record {
-                    convs.insert(&conv.as_bytes()[..], r)?;
+                if let (Some(r), Some(s)) = (record, &summary) {
+                    convs.insert(&conv.as_bytes()[..], r.bytes)?;
+                    cat.insert(&conv.as_bytes()[..], s.as_slice())?;
                 }
                 Ok::<(), ConflictableTransactionError<StoreError>>(())
             })
             .map_err(StoreError::from)
+    }
+
+    /// Every catalog entry, in id order; damaged entries come back as errors.
+    pub fn summaries(&self) -> impl Iterator<Item = Result<(Uuid, Summary), StoreError>> + '_ {
+        self.catalog.iter().map(|r| {
+            let (k, v) = r?;
+            let id =
+                Uuid::from_slice(&k).ok_or_else(|| StoreError::Corrupt("catalog key".into()))?;
+            Ok((id, Summary::decode(&v)?))
+        })
+    }
+
+    /// Rebuilds the catalog from the records when the two disagree (a
+    /// database written before the catalog existed); returns entries written.
+    pub fn ensure_catalog(
+        &self,
+        summarize: impl Fn(&[u8]) -> Option<Summary>,
+    ) -> Result<usize, StoreError> {
+        if self.catalog.len() == self.conversations.len() {
+            return Ok(0);
+        }
+        self.catalog.clear()?;
+        let mut n = 0;
+        for item in self.conversations.iter() {
+            let (k, v) = item?;
+            if let Some(s) = summarize(&v) {
+                self.catalog.insert(k, s.encode())?;
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 
     /// Seq of the last event of a conversation (0 when it has none).
@@ -416,6 +491,7 @@ impl Store {
     /// then its events and index entries.
     pub fn delete_conversation(&self, conv: &Uuid) -> Result<(), StoreError> {
         self.conversations.remove(conv.as_bytes())?;
+        self.catalog.remove(conv.as_bytes())?;
         for tree in [&self.events, &self.event_ids] {
             let mut batch = sled::Batch::default();
             let mut n = 0;
@@ -483,14 +559,24 @@ mod tests {
         let s = Store::temporary().unwrap();
         let a = Uuid::new_v4();
         let b = Uuid::new_v4();
-        s.put_record(&a, b"{}").unwrap();
-        s.put_record(&b, b"{}").unwrap();
+        let sum = Summary {
+            created_at: "c".into(),
+            updated_at: "u".into(),
+            status: "idle".into(),
+        };
+        let rec = |bytes: &'static [u8]| RecordWrite {
+            bytes,
+            summary: &sum,
+        };
+        s.put_record(&a, rec(b"{}")).unwrap();
+        s.put_record(&b, rec(b"{}")).unwrap();
         s.append(
             &a,
             &[ev(1, "MessageEvent"), ev(2, "ActionEvent")],
-            Some(b"{\"x\":1}"),
+            Some(rec(b"{\"x\":1}")),
         )
         .unwrap();
+        assert_eq!(s.summaries().count(), 2);
         s.append(&b, &[ev(1, "PauseEvent")], None).unwrap();
         assert_eq!(s.last_seq(&a).unwrap(), 2);
         assert_eq!(s.last_seq(&b).unwrap(), 1);
@@ -514,6 +600,32 @@ mod tests {
         assert_eq!(s.last_seq(&a).unwrap(), 0);
         assert!(s.event_by_id(&a, "id-1").unwrap().is_none());
         assert_eq!(s.last_seq(&b).unwrap(), 1);
+    }
+
+    #[test]
+    fn catalog_is_rebuilt_when_missing() {
+        let s = Store::temporary().unwrap();
+        let sum = Summary {
+            created_at: "c".into(),
+            updated_at: "u".into(),
+            status: "idle".into(),
+        };
+        for _ in 0..3 {
+            let w = RecordWrite {
+                bytes: b"{}",
+                summary: &sum,
+            };
+            s.put_record(&Uuid::new_v4(), w).unwrap();
+        }
+        assert_eq!(
+            s.ensure_catalog(|_| None).unwrap(),
+            0,
+            "in step: nothing to do"
+        );
+        s.catalog.clear().unwrap();
+        let rebuilt = s.ensure_catalog(|_| Some(sum.clone())).unwrap();
+        assert_eq!(rebuilt, 3);
+        assert_eq!(s.summaries().count(), 3);
     }
 
     #[test]

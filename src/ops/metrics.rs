@@ -75,7 +75,7 @@ pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpRespon
     if cfg.require_key && !authorized(&req, &state) {
         return ApiError::unauthorized().error_response();
     }
-    // Reads a few /proc files and takes the status index's lock.
+    // Reads a few /proc files and walks the store's small catalog.
     let rendered = web::block(move || render(&state)).await;
     match rendered {
         Ok(text) => HttpResponse::Ok().content_type(CONTENT_TYPE).body(text),
@@ -117,11 +117,17 @@ pub fn render(state: &AppState) -> String {
         "gauge",
         "Stored conversations by execution status.",
     );
-    let counts = c.statuses.counts();
+    let mut counts: Vec<(String, u64)> = vec![];
+    for (_, summary) in state.store.summaries().flatten() {
+        match counts.iter_mut().find(|(s, _)| *s == summary.status) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((summary.status, 1)),
+        }
+    }
     for status in STATUSES {
         let n = counts
             .iter()
-            .find(|(s, _)| *s == status)
+            .find(|(s, _)| s == status.as_str())
             .map_or(0, |(_, n)| *n);
         out.sample(
             "agent_server_conversations",

@@ -8,10 +8,11 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use agent_actors::conversation::messages::*;
 use agent_actors::ids::Uuid;
 use agent_actors::model::conversation::{
-    ConversationRecord, ExecutionStatus, StartConversationRequest, UpdateConversationRequest,
+    ExecutionStatus, StartConversationRequest, UpdateConversationRequest,
     parse_confirmation_policy, parse_secret_source, parse_security_analyzer,
 };
 use agent_actors::model::event::Event;
+use agent_actors::store::Summary;
 use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
 
@@ -138,16 +139,18 @@ fn include_skills(q: &Query) -> ApiResult<bool> {
     Ok(q.opt_bool("include_skills")?.unwrap_or(false))
 }
 
-/// Every stored conversation record, skipping unreadable ones.
-fn all_records(state: &AppState) -> Vec<ConversationRecord> {
+/// The catalog (id, times, status) of every conversation, skipping
+/// unreadable entries; listing and counting never parse whole records.
+fn catalog(state: &AppState, status: Option<ExecutionStatus>) -> Vec<(Uuid, Summary)> {
     let mut out = vec![];
-    for item in state.store.records() {
+    for item in state.store.summaries() {
         match item {
-            Ok((id, bytes)) => match ConversationRecord::from_stored(&bytes, None) {
-                Ok((r, _)) => out.push(r),
-                Err(e) => log::warn!("conversation {id}: unreadable record skipped: {e}"),
-            },
-            Err(e) => log::warn!("unreadable conversation entry skipped: {e}"),
+            Ok((id, s)) => {
+                if status.is_none_or(|want| s.status == want.as_str()) {
+                    out.push((id, s));
+                }
+            }
+            Err(e) => log::warn!("unreadable catalog entry skipped: {e}"),
         }
     }
     out
@@ -189,33 +192,31 @@ pub async fn search_conversations(
     let skills = include_skills(&q)?;
     let page_id = q.opt_str("page_id");
     let state2 = state.clone();
-    let body = web::block(move || -> Value {
-        let mut records: Vec<ConversationRecord> = all_records(&state2)
-            .into_iter()
-            .filter(|r| status.is_none_or(|s| r.execution_status == s))
-            .collect();
+    let body = web::block(move || -> Result<Value, ApiError> {
+        let mut entries = catalog(&state2, status);
         match order.as_str() {
-            "CREATED_AT" => records.sort_by(|a, b| a.created_at.cmp(&b.created_at)),
-            "UPDATED_AT" => records.sort_by(|a, b| a.updated_at.cmp(&b.updated_at)),
-            "UPDATED_AT_DESC" => records.sort_by(|a, b| b.updated_at.cmp(&a.updated_at)),
-            _ => records.sort_by(|a, b| b.created_at.cmp(&a.created_at)),
+            "CREATED_AT" => entries.sort_by(|a, b| a.1.created_at.cmp(&b.1.created_at)),
+            "UPDATED_AT" => entries.sort_by(|a, b| a.1.updated_at.cmp(&b.1.updated_at)),
+            "UPDATED_AT_DESC" => entries.sort_by(|a, b| b.1.updated_at.cmp(&a.1.updated_at)),
+            _ => entries.sort_by(|a, b| b.1.created_at.cmp(&a.1.created_at)),
         }
         let start = page_id
             .as_deref()
             .and_then(Uuid::parse)
-            .and_then(|pid| records.iter().position(|r| r.id == pid))
+            .and_then(|pid| entries.iter().position(|(id, _)| *id == pid))
             .unwrap_or(0);
-        let items: Vec<Value> = records
-            .iter()
-            .skip(start)
-            .take(limit)
-            .map(|r| r.info_value(skills))
-            .collect();
-        let next = records.get(start + limit).map(|r| r.id.simple());
-        json!({ "items": items, "next_page_id": next })
+        // Only the page's records are read in full.
+        let mut items: Vec<Value> = Vec::with_capacity(limit);
+        for (id, _) in entries.iter().skip(start).take(limit) {
+            if let Some(r) = state2.record(id)? {
+                items.push(r.info_value(skills));
+            }
+        }
+        let next = entries.get(start + limit).map(|(id, _)| id.simple());
+        Ok(json!({ "items": items, "next_page_id": next }))
     })
     .await
-    .map_err(|e| ApiError::internal(e.to_string()))?;
+    .map_err(|e| ApiError::internal(e.to_string()))??;
     Ok(HttpResponse::Ok().json(body))
 }
 
@@ -233,14 +234,9 @@ pub async fn count_conversations(
         None => state.store.conversation_count(),
         Some(s) => {
             let state2 = state.clone();
-            web::block(move || {
-                all_records(&state2)
-                    .iter()
-                    .filter(|r| r.execution_status == s)
-                    .count()
-            })
-            .await
-            .map_err(|e| ApiError::internal(e.to_string()))?
+            web::block(move || catalog(&state2, Some(s)).len())
+                .await
+                .map_err(|e| ApiError::internal(e.to_string()))?
         }
     };
     Ok(HttpResponse::Ok().json(n))

@@ -20,7 +20,7 @@ use crate::ids::Uuid;
 use crate::metrics::Counters;
 use crate::model::conversation::{ConversationRecord, ExecutionStatus};
 use crate::model::event::{Event, EventBody, Source, StateUpdate};
-use crate::store::EncodedEvent;
+use crate::store::{EncodedEvent, RecordWrite};
 use crate::time::{MonotonicClock, ParsedDateTime};
 use crate::tools::terminal::{self, TerminalSession};
 
@@ -42,8 +42,6 @@ pub struct ConversationActor {
     closed: bool,
     /// Why it was closed: decides what late messages are told.
     close_reason: u8,
-    /// The status last recorded in the status index.
-    indexed_status: Option<ExecutionStatus>,
     pub(super) last_activity: Instant,
 }
 
@@ -69,7 +67,6 @@ impl ConversationActor {
             gone: false,
             closed: false,
             close_reason: end::NONE,
-            indexed_status: None,
             last_activity: Instant::now(),
         }
     }
@@ -212,11 +209,12 @@ impl ConversationActor {
             });
         }
         let record_bytes = save_record.then(|| self.record.to_stored(self.deps.cipher.as_deref()));
-        if let Err(e) = self
-            .deps
-            .store
-            .append(&self.id, &encoded, record_bytes.as_deref())
-        {
+        let summary = self.record.summary();
+        let write = record_bytes.as_deref().map(|bytes| RecordWrite {
+            bytes,
+            summary: &summary,
+        });
+        if let Err(e) = self.deps.store.append(&self.id, &encoded, write) {
             log::error!(
                 "conversation {}: append failed, restarting from the store: {e}",
                 self.id
@@ -226,13 +224,6 @@ impl ConversationActor {
         }
         self.last_seq += encoded.len() as u64;
         Counters::add(&self.deps.counters.events_appended, encoded.len() as u64);
-        if record_bytes.is_some() && self.indexed_status != Some(self.record.execution_status) {
-            self.indexed_status = Some(self.record.execution_status);
-            self.deps
-                .counters
-                .statuses
-                .set(self.id, self.record.execution_status);
-        }
         self.run.observe(events);
         for f in frames {
             self.publisher.push(f);

@@ -17,6 +17,7 @@ use super::{ActorError, ConversationActor, Deps};
 use crate::ids::Uuid;
 use crate::metrics::Counters;
 use crate::model::conversation::{ConversationRecord, ExecutionStatus};
+use crate::store::RecordWrite;
 
 /// Registry of live conversation actors.
 pub struct ConversationRegistry {
@@ -183,10 +184,13 @@ impl Handler<Create> for ConversationRegistry {
             return Box::pin(fut::ready(Err(e)));
         }
         let bytes = record.to_stored(self.deps.cipher.as_deref());
-        if let Err(e) = self.deps.store.put_record(&id, &bytes) {
+        let write = RecordWrite {
+            bytes: &bytes,
+            summary: &record.summary(),
+        };
+        if let Err(e) = self.deps.store.put_record(&id, write) {
             return Box::pin(fut::ready(Err(e.into())));
         }
-        self.deps.counters.statuses.set(id, record.execution_status);
         let working_dir = record.workspace.working_dir.clone();
         let addr = self.spawn(record, ctx);
         let store = self.deps.store.clone();
@@ -257,6 +261,7 @@ impl Handler<Fork> for ConversationRegistry {
         }
         let store = self.deps.store.clone();
         let bytes = record.to_stored(cipher.as_deref());
+        let summary = record.summary();
         let source_id = msg.source;
         let scratch = record.persistence_dir.clone();
         let info = record.info_value(false);
@@ -268,7 +273,13 @@ impl Handler<Fork> for ConversationRegistry {
                     })?;
                     store.copy_events(&source_id, &id)?;
                     // The record goes last: until then the copy is invisible.
-                    store.put_record(&id, &bytes)?;
+                    store.put_record(
+                        &id,
+                        RecordWrite {
+                            bytes: &bytes,
+                            summary: &summary,
+                        },
+                    )?;
                     store.flush_blocking()?;
                     Ok(())
                 })
@@ -311,7 +322,6 @@ impl Handler<Delete> for ConversationRegistry {
         }
         let addr = self.actors.remove(&id);
         let store = self.deps.store.clone();
-        let counters = self.deps.counters.clone();
         let scratch = record.persistence_dir.clone();
         Box::pin(
             async move {
@@ -320,7 +330,6 @@ impl Handler<Delete> for ConversationRegistry {
                 }
                 let result = actix_rt_blocking(move || -> Result<(), ActorError> {
                     store.delete_conversation(&id)?;
-                    counters.statuses.remove(&id);
                     store.flush_blocking()?;
                     let path = Path::new(&scratch);
                     if path.exists()
@@ -359,29 +368,34 @@ impl Handler<RecoverRunning> for ConversationRegistry {
         if orphans > 0 {
             log::warn!("removed {orphans} event entries left behind by an interrupted delete");
         }
+        // Start-up reads the small catalog only; whole records are read
+        // for conversations that were running, to recover them.
+        let rebuilt = self.deps.store.ensure_catalog(|bytes| {
+            ConversationRecord::from_stored(bytes, None)
+                .ok()
+                .map(|(r, _)| r.summary())
+        })?;
+        if rebuilt > 0 {
+            log::info!("rebuilt the conversation catalog ({rebuilt} entries)");
+        }
         let mut running = vec![];
-        let mut statuses = vec![];
-        for item in self.deps.store.records() {
-            let (id, bytes) = match item {
+        for item in self.deps.store.summaries() {
+            let (id, summary) = match item {
                 Ok(x) => x,
                 Err(e) => {
-                    log::error!("skipping an unreadable conversation record: {e}");
+                    log::error!("skipping an unreadable catalog entry: {e}");
                     continue;
                 }
             };
-            match ConversationRecord::from_stored(&bytes, None) {
-                Ok((r, _)) => {
-                    statuses.push((r.id, r.execution_status));
-                    if r.execution_status == ExecutionStatus::Running {
-                        running.push(r);
-                    }
-                }
+            if summary.status != ExecutionStatus::Running.as_str() {
+                continue;
+            }
+            match self.load_record(&id) {
+                Ok(Some(r)) => running.push(r),
+                Ok(None) => {}
                 Err(e) => log::error!("conversation {id}: unreadable record skipped: {e}"),
             }
         }
-        // This scan reads every record anyway: it seeds the status index
-        // that /metrics counts from.
-        self.deps.counters.statuses.reset(statuses);
         let n = running.len();
         for record in running {
             log::info!(

@@ -833,6 +833,15 @@ impl ConversationRecord {
             .collect()
     }
 
+    /// The catalog entry of this record.
+    pub fn summary(&self) -> crate::store::Summary {
+        crate::store::Summary {
+            created_at: self.created_at.clone(),
+            updated_at: self.updated_at.clone(),
+            status: self.execution_status.as_str().to_string(),
+        }
+    }
+
     /// The storage form: JSON with every secret sealed (or dropped when no
     /// cipher is configured).
     pub fn to_stored(&self, cipher: Option<&Cipher>) -> Vec<u8> {
