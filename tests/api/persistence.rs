@@ -249,3 +249,127 @@ async fn kill_9_loses_no_acknowledged_event() {
     assert_eq!(n as usize, stored.len());
     server.terminate();
 }
+
+/// Many `kill -9`s while agents run and messages are posted: every
+/// acknowledged message is there exactly once and in order, every event id
+/// is unique, every conversation loads and none is left "running".
+#[actix_web::test]
+async fn repeated_kill_9_during_runs() {
+    use crate::llm::{Reply, ScriptedLlm};
+    let dir = tempfile::tempdir().unwrap();
+    let llm = ScriptedLlm::start(
+        (0..400)
+            .map(|i| Reply::Delay(20, Box::new(Reply::terminal(&format!("echo step{i}")))))
+            .collect(),
+    )
+    .await;
+    let client = client_with_key(None);
+    let mut ids: Vec<String> = vec![];
+    let mut acknowledged: Vec<Vec<String>> = vec![vec![]; 3];
+    for round in 0..5u64 {
+        let server = ServerProcess::start(dir.path(), &[]);
+        if round == 0 {
+            for _ in 0..3 {
+                let mut b = body(dir.path());
+                b["agent"]["llm"]["base_url"] = json!(llm.openai_base);
+                b["agent"]["llm"]["num_retries"] = json!(1);
+                b["stuck_detection"] = json!(false);
+                let info: Value = client
+                    .post(format!("{}/api/conversations", server.address))
+                    .json(&b)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                ids.push(info["id"].as_str().unwrap().to_string());
+            }
+        }
+        let mut writers = vec![];
+        for (n, id) in ids.iter().enumerate() {
+            let (c, addr, id) = (client.clone(), server.address.clone(), id.clone());
+            writers.push(actix_web::rt::spawn(async move {
+                let mut ok = vec![];
+                for i in 0..200 {
+                    let text = format!("c{n}-r{round}-m{i}");
+                    let r = c
+                        .post(format!("{addr}/api/conversations/{id}/events"))
+                        .json(&json!({"role": "user", "content": [{"type": "text", "text": text}], "run": i % 5 == 0}))
+                        .send()
+                        .await;
+                    match r {
+                        Ok(r) if r.status() == 200 => ok.push(text),
+                        _ => break,
+                    }
+                    actix_web::rt::time::sleep(Duration::from_millis(5)).await;
+                }
+                ok
+            }));
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(300 + 170 * round)).await;
+        server.kill9();
+        for (n, w) in writers.into_iter().enumerate() {
+            acknowledged[n].extend(w.await.unwrap());
+        }
+    }
+    let server = ServerProcess::start(dir.path(), &[]);
+    for (n, id) in ids.iter().enumerate() {
+        let info: Value = client
+            .get(format!("{}/api/conversations/{id}", server.address))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_ne!(info["execution_status"], "running", "{info}");
+        let stored = events(&client, &server.address, id).await;
+        let unique: std::collections::HashSet<&str> =
+            stored.iter().map(|e| e["id"].as_str().unwrap()).collect();
+        assert_eq!(unique.len(), stored.len(), "no event is stored twice");
+        let texts: Vec<String> = stored
+            .iter()
+            .filter(|e| e["kind"] == "MessageEvent" && e["source"] == "user")
+            .filter_map(|e| {
+                e["llm_message"]["content"][0]["text"]
+                    .as_str()
+                    .map(str::to_string)
+            })
+            .filter(|t| t.starts_with(&format!("c{n}-")))
+            .collect();
+        assert!(acknowledged[n].len() > 5, "conversation {n} got messages");
+        let mut last = None;
+        for a in &acknowledged[n] {
+            let hits: Vec<usize> = texts
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| *t == a)
+                .map(|(i, _)| i)
+                .collect();
+            assert_eq!(hits.len(), 1, "{a} is stored exactly once");
+            assert!(last.is_none_or(|l| hits[0] > l), "{a} is in order");
+            last = Some(hits[0]);
+        }
+        // Every action has exactly one result (an observation, or the
+        // restart error for one interrupted by a kill).
+        let calls: Vec<&str> = stored
+            .iter()
+            .filter(|e| e["kind"] == "ActionEvent")
+            .map(|e| e["tool_call_id"].as_str().unwrap())
+            .collect();
+        for call in calls {
+            let results = stored
+                .iter()
+                .filter(|e| {
+                    matches!(
+                        e["kind"].as_str(),
+                        Some("ObservationEvent" | "AgentErrorEvent" | "UserRejectObservation")
+                    ) && e["tool_call_id"] == call
+                })
+                .count();
+            assert!(results <= 1, "tool call {call} has {results} results");
+        }
+    }
+    server.terminate();
+}

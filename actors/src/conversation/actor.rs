@@ -568,6 +568,12 @@ impl Handler<SetSecurityAnalyzer> for ConversationActor {
     }
 }
 
+impl Handler<Loaded> for ConversationActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Loaded, _ctx: &mut Context<Self>) {}
+}
+
 impl Handler<Close> for ConversationActor {
     type Result = ResponseFuture<()>;
 

@@ -180,6 +180,11 @@ pub struct Delete {
 #[rtype(result = "Result<usize, ActorError>")]
 pub struct RecoverRunning;
 
+/// Answered once the actor has started (and recovered, when it had to).
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub struct Loaded;
+
 /// Stops every conversation actor (graceful shutdown).
 #[derive(Message, Clone)]
 #[rtype(result = "()")]

@@ -361,20 +361,26 @@ async fn actix_rt_blocking<T: Send + 'static>(
 }
 
 impl Handler<RecoverRunning> for ConversationRegistry {
-    type Result = Result<usize, ActorError>;
+    type Result = ResponseActFuture<Self, Result<usize, ActorError>>;
 
     fn handle(&mut self, _: RecoverRunning, ctx: &mut Context<Self>) -> Self::Result {
-        let orphans = self.deps.store.sweep_orphans()?;
+        let orphans = match self.deps.store.sweep_orphans() {
+            Ok(n) => n,
+            Err(e) => return Box::pin(fut::ready(Err(e.into()))),
+        };
         if orphans > 0 {
             log::warn!("removed {orphans} event entries left behind by an interrupted delete");
         }
         // Start-up reads the small catalog only; whole records are read
         // for conversations that were running, to recover them.
-        let rebuilt = self.deps.store.ensure_catalog(|bytes| {
+        let rebuilt = match self.deps.store.ensure_catalog(|bytes| {
             ConversationRecord::from_stored(bytes, None)
                 .ok()
                 .map(|(r, _)| r.summary())
-        })?;
+        }) {
+            Ok(n) => n,
+            Err(e) => return Box::pin(fut::ready(Err(e.into()))),
+        };
         if rebuilt > 0 {
             log::info!("rebuilt the conversation catalog ({rebuilt} entries)");
         }
@@ -397,14 +403,24 @@ impl Handler<RecoverRunning> for ConversationRegistry {
             }
         }
         let n = running.len();
+        let mut spawned = Vec::with_capacity(n);
         for record in running {
             log::info!(
                 "conversation {}: was running when the server stopped; recovering",
                 record.id
             );
-            self.spawn(record, ctx);
+            spawned.push(self.spawn(record, ctx));
         }
-        Ok(n)
+        // Wait until each has recovered (an actor handles no message
+        // before its start-up), so the server answers only once no
+        // conversation is left looking "running".
+        Box::pin(
+            async move {
+                futures_util::future::join_all(spawned.iter().map(|a| a.send(Loaded))).await;
+                Ok(n)
+            }
+            .into_actor(self),
+        )
     }
 }
 
