@@ -46,7 +46,8 @@ const MAX_BATCH_IDS: usize = 100;
     search_bash_events,
     get_bash_event,
     batch_get_bash_events,
-    clear_all_bash_events
+    clear_all_bash_events,
+    bash_fault
 ))]
 pub struct BashApi;
 
@@ -63,7 +64,33 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(r("/api/bash/bash_events/search").route(web::get().to(search_bash_events)))
         .service(r("/api/bash/bash_events/").route(web::get().to(batch_get_bash_events)))
         .service(r("/api/bash/bash_events").route(web::delete().to(clear_all_bash_events)))
-        .service(r("/api/bash/bash_events/{event_id}").route(web::get().to(get_bash_event)));
+        .service(r("/api/bash/bash_events/{event_id}").route(web::get().to(get_bash_event)))
+        .service(r("/api/_test/fault/bash/{command_id}").route(web::post().to(bash_fault)));
+}
+
+/// Test-only: make a running command's actor fail (a supervised restart);
+/// refused unless `testing.fault_injection` is on.
+#[utoipa::path(post, path = "/api/_test/fault/bash/{command_id}", tag = "Testing",
+    params(("command_id" = String, Path, description = "Running command id (hex)")),
+    responses((status = 200, description = "Fault injected", body = serde_json::Value),
+              (status = 400, description = "Fault injection disabled", body = serde_json::Value),
+              (status = 404, description = "No such running command", body = serde_json::Value)))]
+pub async fn bash_fault(
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
+    let id = parse_uuid(&path, &["path", "command_id"])?;
+    if !state.settings.testing.fault_injection {
+        return Err(ApiError::bad_request_msg("fault injection is disabled"));
+    }
+    state
+        .bash
+        .registry
+        .send(agent_actors::bash::messages::InjectCommandFault { id })
+        .await
+        .map_err(ApiError::from)?
+        .map_err(ApiError::from)?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"success": true})))
 }
 
 /// The bash actors' settings, from the server's.

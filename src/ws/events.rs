@@ -261,6 +261,15 @@ impl EventsSession {
         if value.get("type").and_then(Value::as_str) == Some("auth") {
             return;
         }
+        if self.state.settings.testing.fault_injection
+            && value.get("type").and_then(Value::as_str) == Some("_test_fault")
+        {
+            // Test-only: the session dies without a close frame, as a
+            // crashed session would; the client resumes with after_seq.
+            log::warn!("socket for {}: injected fault", self.conversation);
+            ctx.stop();
+            return;
+        }
         let message = match parse_socket_message(&value) {
             Ok(m) => m,
             Err(detail) => return self.send_error(ctx, "ValidationError", &detail),

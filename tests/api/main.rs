@@ -6,6 +6,7 @@ mod agent;
 mod bash;
 mod catalog;
 mod conversations;
+mod faults;
 mod files;
 mod git;
 mod helpers;

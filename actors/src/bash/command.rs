@@ -27,7 +27,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::oneshot;
 
 use super::event_log::{BashLog, ProcessMark, Running};
-use super::messages::{CommandFinished, StopReason, Terminate};
+use super::messages::{CommandFinished, StopForTest, StopReason, Terminate};
 use super::model::OutputEvent;
 use super::output::{OutputBuffers, Piece, Tail};
 use super::registry::BashRegistry;
@@ -475,6 +475,14 @@ impl StreamHandler<PipeData> for BashCommandActor {
     fn finished(&mut self, ctx: &mut Context<Self>) {
         self.open_streams = self.open_streams.saturating_sub(1);
         self.maybe_finish(ctx);
+    }
+}
+
+impl Handler<StopForTest> for BashCommandActor {
+    type Result = ();
+
+    fn handle(&mut self, _: StopForTest, ctx: &mut Context<Self>) {
+        ctx.stop();
     }
 }
 

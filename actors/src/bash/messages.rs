@@ -72,3 +72,18 @@ pub struct Terminate {
     /// Why.
     pub reason: StopReason,
 }
+
+/// Test-only: makes a running command's actor stop (a supervised restart,
+/// which records the command as terminated). The HTTP layer only sends it
+/// when fault injection is enabled.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<(), BashError>")]
+pub struct InjectCommandFault {
+    /// The command id.
+    pub id: Uuid,
+}
+
+/// The same, delivered to the command's actor.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct StopForTest;

@@ -179,6 +179,20 @@ impl Handler<TerminateCommand> for BashRegistry {
     }
 }
 
+impl Handler<InjectCommandFault> for BashRegistry {
+    type Result = Result<(), BashError>;
+
+    fn handle(&mut self, msg: InjectCommandFault, _ctx: &mut Context<Self>) -> Self::Result {
+        let addr = self.running.get(&msg.id).ok_or(BashError::NotFound)?;
+        log::warn!(
+            "bash command {}: injected fault: stopping its actor",
+            msg.id.simple()
+        );
+        addr.do_send(StopForTest);
+        Ok(())
+    }
+}
+
 impl Handler<CommandFinished> for BashRegistry {
     type Result = ();
 
