@@ -10,11 +10,8 @@
 //! are `ExecuteBashRequest`s that start commands; problems are answered with
 //! `BashError` frames and the socket stays open.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
-use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -30,28 +27,12 @@ use tokio::sync::mpsc;
 use super::{CLOSE_AUTH_FAILED, CLOSE_TOO_SLOW, CLOSE_TRY_AGAIN, Presented, presented_key};
 use crate::extract::Query;
 use crate::state::AppState;
+use crate::ws::YieldOnce;
 
 /// Events per replay chunk.
 const REPLAY_ITEMS: usize = 64;
 /// About this many bytes per replay chunk.
 const REPLAY_BYTES: usize = 4 << 20;
-
-/// A future that is pending exactly once: lets the socket write what was
-/// queued before the next replay chunk is read.
-struct YieldOnce(bool);
-
-impl Future for YieldOnce {
-    type Output = ();
-    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
-        if self.0 {
-            Poll::Ready(())
-        } else {
-            self.0 = true;
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
-    }
-}
 
 /// One bash event socket.
 pub struct BashSession {
@@ -122,7 +103,7 @@ impl BashSession {
             }
         }
         ctx.spawn(
-            YieldOnce(false)
+            YieldOnce::default()
                 .into_actor(self)
                 .map(|_, act, ctx| act.pump_replay(ctx)),
         );

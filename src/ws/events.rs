@@ -11,11 +11,8 @@
 //! the session falls too far behind, it is closed with 4008 and the client
 //! resumes with `after_seq`.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -37,6 +34,7 @@ use super::{
 };
 use crate::extract::Query;
 use crate::state::AppState;
+use crate::ws::YieldOnce;
 
 const REPLAY_CHUNK: usize = 64;
 
@@ -49,23 +47,6 @@ enum Resend {
     After(u64),
     /// Events with a time stamp at or after this (naive local) time.
     Since(String),
-}
-
-/// A future that is pending exactly once: lets the socket write what was
-/// queued before the next replay chunk is produced.
-struct YieldOnce(bool);
-
-impl Future for YieldOnce {
-    type Output = ();
-    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
-        if self.0 {
-            Poll::Ready(())
-        } else {
-            self.0 = true;
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
-    }
 }
 
 /// One event socket.
@@ -222,7 +203,7 @@ impl EventsSession {
         }
         self.replay = Some((next, head));
         ctx.spawn(
-            YieldOnce(false)
+            YieldOnce::default()
                 .into_actor(self)
                 .map(|_, act, ctx| act.pump_replay(ctx)),
         );

@@ -63,3 +63,26 @@ pub fn presented_key(
         None => Presented::FirstFrame,
     }
 }
+
+/// A future that is pending exactly once. A session replaying stored
+/// events yields with it between chunks, so that what it queued is written
+/// to the socket before it reads the next chunk: a slow client holds back
+/// the replay instead of making it buffer.
+#[derive(Debug, Default)]
+pub struct YieldOnce(bool);
+
+impl std::future::Future for YieldOnce {
+    type Output = ();
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.0 {
+            std::task::Poll::Ready(())
+        } else {
+            self.0 = true;
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+    }
+}

@@ -89,74 +89,56 @@ impl TestApp {
         self.dir.path().join(rel)
     }
 
-    /// GET returning status and JSON (Null when the body is not JSON).
-    pub async fn get(&self, path: &str) -> (u16, Value) {
-        let r = self
-            .client
-            .get(format!("{}{path}", self.address))
-            .send()
-            .await
-            .expect("request");
+    /// A request to `path` on this server, with the app's client (and key).
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.address))
+    }
+
+    /// Sends a request; returns the status and the JSON body (Null when
+    /// the body is not JSON).
+    pub async fn call(&self, req: reqwest::RequestBuilder) -> (u16, Value) {
+        let r = req.send().await.expect("request");
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
-    /// POST JSON returning status and JSON.
+    /// GET.
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.call(self.request(reqwest::Method::GET, path)).await
+    }
+
+    /// POST JSON.
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let r = self
-            .client
-            .post(format!("{}{path}", self.address))
-            .json(&body)
-            .send()
+        self.call(self.request(reqwest::Method::POST, path).json(&body))
             .await
-            .expect("request");
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
     }
 
     /// POST a raw body.
     pub async fn post_raw(&self, path: &str, body: &'static str) -> (u16, Value) {
-        let r = self
-            .client
-            .post(format!("{}{path}", self.address))
-            .body(body)
-            .send()
+        self.call(self.request(reqwest::Method::POST, path).body(body))
             .await
-            .expect("request");
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
     }
 
     /// PATCH JSON.
     pub async fn patch(&self, path: &str, body: Value) -> (u16, Value) {
-        let r = self
-            .client
-            .patch(format!("{}{path}", self.address))
-            .json(&body)
-            .send()
+        self.call(self.request(reqwest::Method::PATCH, path).json(&body))
             .await
-            .expect("request");
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
     }
 
     /// DELETE.
     pub async fn delete(&self, path: &str) -> (u16, Value) {
-        let r = self
-            .client
-            .delete(format!("{}{path}", self.address))
-            .send()
-            .await
-            .expect("request");
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
+        self.call(self.request(reqwest::Method::DELETE, path)).await
     }
 
     /// A start-conversation body with a workspace inside the data directory.
     pub fn conversation_body(&self, llm_base: Option<&str>) -> Value {
         let ws = self.path("ws");
         json!({
-            "agent": {"llm": {"model": "openai/test-model", "api_key": "sk-test-secret", "base_url": llm_base,
+            // Without a scripted LLM, point at a closed loopback port: a run
+            // then fails at once instead of looking up a public host.
+            "agent": {"llm": {"model": "openai/test-model", "api_key": "sk-test-secret",
+                               "base_url": llm_base.unwrap_or("http://127.0.0.1:9/v1"),
                                "num_retries": 1, "retry_min_wait": 0, "retry_max_wait": 0, "timeout": 10},
                       "tools": [{"name": "terminal"}, {"name": "file_editor"}, {"name": "task_tracker"}],
                       "kind": "Agent"},

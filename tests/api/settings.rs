@@ -26,15 +26,8 @@ async fn get_with(app: &TestApp, path: &str, expose: Option<&str>) -> (u16, Valu
 }
 
 async fn put(app: &TestApp, path: &str, body: Value) -> (u16, Value) {
-    let r = app
-        .client
-        .put(format!("{}{path}", app.address))
-        .json(&body)
-        .send()
+    app.call(app.request(reqwest::Method::PUT, path).json(&body))
         .await
-        .expect("request");
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
 }
 
 async fn get_text(app: &TestApp, path: &str) -> (u16, String, String) {

@@ -27,7 +27,7 @@ async fn snapshot_then_live_events_in_order() {
     assert_eq!(first["value"]["execution_status"], "idle");
     assert_eq!(first["value"]["agent"]["llm"]["api_key"], "**********");
     assert!(
-        first["value"]["agent"]["llm"].get("base_url").is_none(),
+        first["value"]["agent"]["llm"].get("api_version").is_none(),
         "nulls are omitted in full_state"
     );
     app.send_message(&id, "hello", false).await;
