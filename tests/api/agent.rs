@@ -731,3 +731,45 @@ async fn long_histories_are_condensed() {
         .await;
     assert_eq!(status, 400);
 }
+
+#[actix_web::test]
+async fn agent_context_skills_and_suffixes_reach_the_model() {
+    let (app, llm, id) = agent_app_with(
+        vec![Reply::Text("ok".into())],
+        |_| {},
+        |b| {
+            b["agent"]["agent_context"] = json!({
+                "skills": [
+                    {"name": "house-rules", "content": "Always write tests first.", "trigger": null},
+                    {"name": "docker", "content": "Use docker compose v2.", "trigger": {"type": "keyword", "keywords": ["docker"]}}
+                ],
+                "system_message_suffix": "Answer briefly.",
+                "user_message_suffix": "Reply in English."
+            });
+        },
+    )
+    .await;
+    app.send_message(&id, "Please fix the Docker setup", true)
+        .await;
+    app.wait_status(&id, &["finished"]).await;
+    let events = app.all_events(&id).await;
+    let system = events[0]["system_prompt"]["text"].as_str().unwrap();
+    assert!(system.contains("Always write tests first.") && system.contains("Answer briefly."));
+    let msg = of_kind(&events, "MessageEvent")[0];
+    assert_eq!(msg["activated_skills"], json!(["docker"]));
+    assert_eq!(msg["extended_content"].as_array().unwrap().len(), 2);
+    let (_, info) = app.get(&format!("/api/conversations/{id}")).await;
+    assert_eq!(info["activated_knowledge_skills"], json!(["docker"]));
+    let req = &llm.agent_requests()[0];
+    let user = req["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["role"] == "user")
+        .unwrap();
+    let text = user["content"].to_string();
+    assert!(
+        text.contains("Use docker compose v2.") && text.contains("Reply in English."),
+        "{text}"
+    );
+}

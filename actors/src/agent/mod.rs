@@ -4,5 +4,6 @@
 //! loop itself (see `conversation/run.rs`).
 
 pub mod condense;
+pub mod skills;
 pub mod stuck;
 pub mod view;

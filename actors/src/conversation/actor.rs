@@ -423,9 +423,9 @@ impl Handler<SendMessage> for ConversationActor {
         ) {
             events.extend(self.set_status(ExecutionStatus::Idle));
         }
-        let message = self.user_message_event(msg.message.content);
-        let message_id = message.id.clone();
-        events.push(message);
+        let incoming = self.incoming_user_message(msg.message.content);
+        let message_id = incoming[0].id.clone();
+        events.extend(incoming);
         self.record.last_user_message_id = Some(message_id.clone());
         events.push(self.state_event("last_user_message_id", Value::String(message_id)));
         let seq = match self.append(ctx, events, true) {

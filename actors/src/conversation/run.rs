@@ -158,10 +158,14 @@ impl ConversationActor {
         );
         let secret_names: Vec<String> = self.record.secret_sources.keys().cloned().collect();
         let (prompt, dynamic) = catalog_prompt(&kwargs, &agent.llm.model, &secret_names);
-        let prompt = match &agent.system_prompt {
+        let mut prompt = match &agent.system_prompt {
             Some(inline) if !inline.is_empty() => inline.clone(),
             _ => prompt,
         };
+        if let Some(extra) = crate::agent::skills::system_additions(agent.agent_context.as_ref()) {
+            prompt.push_str("\n\n");
+            prompt.push_str(&extra);
+        }
         let names = self.tool_names();
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         let tools = catalog::tool_definitions(
@@ -192,6 +196,31 @@ impl ConversationActor {
                 critic_result: None,
             }),
         )
+    }
+
+    /// A message from the user, with the knowledge skills its text
+    /// activates and the agent context's extended content; the state
+    /// update for newly activated skills follows it.
+    pub(super) fn incoming_user_message(&mut self, content: Vec<Content>) -> Vec<Event> {
+        let text: Vec<&str> = content.iter().filter_map(|c| c.as_text()).collect();
+        let (activated, extended) = crate::agent::skills::for_user_message(
+            self.record.agent.agent_context.as_ref(),
+            &text.join("\n"),
+            &self.record.activated_knowledge_skills,
+        );
+        let mut message = self.user_message_event(content);
+        if let EventBody::Message(m) = &mut message.body {
+            m.activated_skills = activated.clone();
+            m.extended_content = extended;
+        }
+        let mut events = vec![message];
+        if !activated.is_empty() {
+            self.record.activated_knowledge_skills.extend(activated);
+            let list =
+                serde_json::to_value(&self.record.activated_knowledge_skills).unwrap_or_default();
+            events.push(self.state_event("activated_knowledge_skills", list));
+        }
+        events
     }
 
     /// After a user message was appended: remember it, maybe title the conversation.
