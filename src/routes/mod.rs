@@ -23,6 +23,7 @@ use actix_web::middleware::Next;
 use actix_web::{HttpResponse, ResponseError, web};
 
 use crate::error::ApiError;
+use crate::state::AppState;
 
 /// Registers every HTTP route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -63,7 +64,13 @@ pub async fn json_errors(
     let detail = match status {
         StatusCode::NOT_FOUND => "Not Found".to_string(),
         StatusCode::METHOD_NOT_ALLOWED => "Method Not Allowed".to_string(),
-        StatusCode::PAYLOAD_TOO_LARGE => "Request body is too large".to_string(),
+        StatusCode::PAYLOAD_TOO_LARGE => match res.request().app_data::<web::Data<AppState>>() {
+            Some(state) => format!(
+                "Request body is too large: the limit is {} bytes (http.max_json_bytes)",
+                state.settings.http.max_json_bytes
+            ),
+            None => "Request body is too large".to_string(),
+        },
         StatusCode::BAD_REQUEST => {
             // Keep plain-text answers that are part of the protocol (CORS).
             return Ok(res.map_into_boxed_body());
