@@ -287,10 +287,8 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for BashSession {
             Ok(ws::Message::Continuation(_)) | Ok(ws::Message::Nop) => {}
             Err(e) => {
                 log::info!("bash socket: protocol error: {e}");
-                ctx.close(Some(ws::CloseReason {
-                    code: ws::CloseCode::Protocol,
-                    description: Some(e.to_string()),
-                }));
+                let limit = self.state.settings.websocket.max_frame_bytes;
+                ctx.close(Some(super::protocol::close_reason(&e, limit)));
                 ctx.stop();
             }
         }

@@ -439,10 +439,8 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for EventsSession {
             Ok(ws::Message::Continuation(_)) | Ok(ws::Message::Nop) => {}
             Err(e) => {
                 log::info!("socket for {}: protocol error: {e}", self.conversation);
-                ctx.close(Some(ws::CloseReason {
-                    code: ws::CloseCode::Protocol,
-                    description: Some(e.to_string()),
-                }));
+                let limit = self.state.settings.websocket.max_frame_bytes;
+                ctx.close(Some(super::protocol::close_reason(&e, limit)));
                 ctx.stop();
             }
         }
