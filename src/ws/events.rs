@@ -507,7 +507,9 @@ pub async fn connect(
         resubscribes: 0,
         retries: 0,
     };
-    ws::WsResponseBuilder::new(session, &req, stream)
-        .frame_size(state.settings.websocket.max_frame_bytes)
+    let limit = state.settings.websocket.max_frame_bytes;
+    let guarded = super::protocol::FrameGuard::new(stream, limit);
+    ws::WsResponseBuilder::new(session, &req, guarded)
+        .frame_size(limit)
         .start()
 }
