@@ -11,6 +11,7 @@ pub mod files;
 pub mod git;
 pub mod peripheral;
 pub mod profiles;
+pub mod schemas;
 pub mod server;
 pub mod settings;
 pub mod workspace;
