@@ -10,8 +10,9 @@
 # Safety: the server executes commands and touches files by design (bash,
 # MCP stdio probes, uploads). When run as root with `unshare`, the server
 # and schemathesis run in a private network namespace that has only
-# loopback (no generated URL can reach another host) and the server runs
-# as `nobody` (no generated path or command can change the system).
+# loopback (no generated URL can reach another host) with a private /tmp,
+# and the server runs as `nobody` (no generated path or command can change
+# the system).
 # Without them, the routes that open outgoing connections are left out.
 #
 # Usage: scripts/fuzz.sh [--release]
@@ -31,6 +32,10 @@ if [ "${1:-}" = "--inside" ]; then
   bin="$2"; st="$3"; sandboxed="$4"
   if [ "$sandboxed" = 1 ]; then
     ip link set lo up 2>/dev/null || { echo "fuzz: cannot bring up loopback" >&2; exit 1; }
+    # A private /tmp: whatever generated requests create there vanishes.
+    mount --make-rprivate / && mount -t tmpfs -o size=2g,mode=1777 tmpfs /tmp \
+      || { echo "fuzz: cannot mount a private /tmp" >&2; exit 1; }
+    export TMPDIR=/tmp
   fi
   work="$(mktemp -d "${TMPDIR:-/tmp}/agent-server-fuzz.XXXXXX")"
   server_pid=""
@@ -223,7 +228,7 @@ fi
 
 self="$here/scripts/fuzz.sh"
 if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null && command -v setpriv >/dev/null \
-   && unshare -n true 2>/dev/null; then
-  exec unshare -n bash "$self" --inside "$bin" "$venv/bin/schemathesis" 1
+   && unshare -n -m true 2>/dev/null; then
+  exec unshare -n -m bash "$self" --inside "$bin" "$venv/bin/schemathesis" 1
 fi
 exec bash "$self" --inside "$bin" "$venv/bin/schemathesis" 0
