@@ -497,6 +497,64 @@ async fn huge_and_malformed_query_strings() {
 }
 
 #[actix_web::test]
+async fn broken_framing_and_oversized_headers_fail_cleanly() {
+    let app = spawn_app_with(|_| {}).await;
+    let port = app.port;
+    let many: String = (0..200).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let big = format!("X-Big: {}\r\n", "a".repeat(200_000));
+    let answers = actix_web::rt::task::spawn_blocking(move || {
+        let req = |head: &str, body: &str| {
+            raw_request(
+                port,
+                format!("{head}Host: x\r\nConnection: close\r\n\r\n{body}").as_bytes(),
+            )
+        };
+        vec![
+            (
+                "bad chunk size",
+                req(
+                    "POST /api/conversations HTTP/1.1\r\nTransfer-Encoding: chunked\r\n",
+                    "zz\r\nabc\r\n0\r\n\r\n",
+                ),
+            ),
+            (
+                "negative length",
+                req("POST /api/conversations HTTP/1.1\r\nContent-Length: -1\r\n", "{}"),
+            ),
+            (
+                "length and chunked",
+                req(
+                    "POST /api/conversations HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n",
+                    "0\r\n\r\n",
+                ),
+            ),
+            (
+                "200 headers",
+                req(&format!("GET /health HTTP/1.1\r\n{many}"), ""),
+            ),
+            ("200 kB header", req(&format!("GET /health HTTP/1.1\r\n{big}"), "")),
+            (
+                "socket route without upgrade",
+                req("GET /sockets/bash-events HTTP/1.1\r\n", ""),
+            ),
+        ]
+    })
+    .await
+    .unwrap();
+    for (what, (status, text)) in answers {
+        assert!((400..500).contains(&status), "{what}: {status} {text:.300}");
+        // Answers produced after routing carry a JSON detail.
+        if what == "bad chunk size" || what == "socket route without upgrade" {
+            let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
+            let v: Value = serde_json::from_str(body)
+                .unwrap_or_else(|_| panic!("{what}: not JSON: {text:.300}"));
+            assert!(v["detail"].is_string(), "{what}: {v}");
+        }
+    }
+    assert_eq!(app.get("/health").await.0, 200);
+}
+
+#[actix_web::test]
 async fn absurd_numbers_are_422() {
     let app = spawn_app_with(|_| {}).await;
     let id = app.create_conversation().await;
