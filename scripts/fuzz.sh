@@ -112,8 +112,15 @@ dictionaries = {
     "name": values("FUZZ_SECRET", "fuzz-profile"),
     "bash_command": values(cmd.get("command_id")),
     "bash_event": values(*[e["id"] for e in bash_events]),
-    "path": values(ws, os.path.join(ws, "hello.txt"), os.path.join(work, "data")),
+    # Places the server's user may not enter or read, when it runs as nobody.
+    "path": values(ws, os.path.join(ws, "hello.txt"), os.path.join(work, "data"),
+                   os.path.join(work, "locked"), os.path.join(work, "locked", "f.txt"),
+                   "/root", "/etc/shadow", "/proc/self/environ", "/dev/zero", "relative/dir"),
 }
+os.makedirs(os.path.join(work, "locked"), exist_ok=True)
+with open(os.path.join(work, "locked", "f.txt"), "w") as f:
+    f.write("locked\n")
+os.chmod(os.path.join(work, "locked"), 0o000)
 with open(os.path.join(ws, "hello.txt"), "w") as f:
     f.write("hello\n")
 os.chmod(os.path.join(ws, "hello.txt"), 0o666)
@@ -145,6 +152,9 @@ table("parameters", {
     "path.name": bind("name"),
     "path.command_id": bind("bash_command"),
     "query.path": bind("path", 0.4),
+    "body.cwd": bind("path", 0.3),
+    "body.project_dir": bind("path", 0.3),
+    "body.workspace.working_dir": bind("path", 0.3),
 })
 # Answers that are 5xx by the reference's contract, not client mistakes:
 # VS Code and the desktop are not bundled (503, as the reference when
