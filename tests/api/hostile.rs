@@ -180,7 +180,15 @@ const QUERY_VALUES: [&str; 10] = [
 #[actix_web::test]
 async fn every_route_answers_hostile_values_without_5xx() {
     let app = spawn_app_with(|s| s.session_api_keys = vec!["hostile-key".into()]).await;
-    let id = app.create_conversation().await;
+    // An LLM on a closed loopback port: nothing here may reach further.
+    let (status, info) = app
+        .post(
+            "/api/conversations",
+            app.conversation_body(Some("http://127.0.0.1:9/v1")),
+        )
+        .await;
+    assert_eq!(status, 201, "{info}");
+    let id = info["id"].as_str().unwrap().to_string();
     let long = "a".repeat(8000);
     let ops = operations(&app).await;
     let mut requests = 0;

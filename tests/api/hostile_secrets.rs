@@ -343,6 +343,80 @@ async fn planted_secrets_never_appear_in_plaintext() {
     assert!(text.contains("<secret-hidden>"), "no replayed observation");
     assert_eq!(find_all(&socket_bytes), Vec::<&str>::new(), "socket frames");
 
+    // Refusals never echo a secret that came with the refused request.
+    let refused: Vec<(&str, String, Value)> = vec![
+        (
+            "POST",
+            "/api/conversations".into(),
+            json!({"agent": {"kind": "Agent", "llm": {"model": 7, "api_key": S_LLM}}, "workspace": {"working_dir": "w"}}),
+        ),
+        (
+            "POST",
+            "/api/conversations".into(),
+            json!({"agent": {"kind": "Agent", "llm": {"model": "m", "api_key": S_LLM}}, "workspace": {"working_dir": "w"}, "secrets": {"A": {"kind": "Bogus", "value": S_CONV}}}),
+        ),
+        (
+            "POST",
+            "/api/conversations".into(),
+            json!({"agent": {"kind": "Agent", "llm": {"model": "m", "api_key": S_LLM}}, "workspace": {"working_dir": "w"}, "max_iterations": -1, "secrets": {"A": S_CONV}}),
+        ),
+        (
+            "POST",
+            format!("/api/conversations/{id}/secrets"),
+            json!({"secrets": {"A": {"kind": "LookupSecret", "url": 1, "headers": {"Authorization": S_LOOKUP}}}}),
+        ),
+        (
+            "POST",
+            format!("/api/conversations/{id}/switch_llm"),
+            json!({"llm": {"model": [], "api_key": S_LLM}}),
+        ),
+        (
+            "PUT",
+            "/api/settings/secrets".into(),
+            json!({"name": "bad name!", "value": S_SETTING}),
+        ),
+        (
+            "PATCH",
+            "/api/settings".into(),
+            json!({"agent_settings_diff": {"llm": {"model": 5, "api_key": S_SETTINGS_LLM}}}),
+        ),
+        (
+            "POST",
+            "/api/profiles/bad%20name".into(),
+            json!({"llm": {"model": "m", "api_key": S_PROFILE}}),
+        ),
+        (
+            "POST",
+            "/api/profiles/other".into(),
+            json!({"llm": {"model": 1, "api_key": S_PROFILE}}),
+        ),
+        (
+            "POST",
+            "/api/mcp/test".into(),
+            json!({"server": {"type": "stdio", "command": "x", "env": {"TOKEN": S_OH_KEY}}, "timeout": -1}),
+        ),
+        (
+            "POST",
+            "/api/mcp/test".into(),
+            json!({"server": {"type": "http", "url": "", "api_key": S_OH_KEY}}),
+        ),
+        (
+            "POST",
+            "/api/cloud-proxy".into(),
+            json!({"host": "https://app.all-hands.dev", "path": "/", "headers": {"bad header": S_SESSION}}),
+        ),
+    ];
+    for (method, path, body) in refused {
+        let (s, bytes) = api.send(method, &path, Some(body.clone())).await;
+        assert!((400..500).contains(&s), "{method} {path} {body}: {s}");
+        assert_eq!(
+            find_all(&bytes),
+            Vec::<&str>::new(),
+            "{method} {path} refusal: {}",
+            String::from_utf8_lossy(&bytes)
+        );
+    }
+
     // The routes whose job is to return a secret do (the secrets were planted).
     let (_, one) = api
         .send("GET", "/api/settings/secrets/PLANTED_SETTING", None)
