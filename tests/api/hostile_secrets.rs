@@ -1,5 +1,6 @@
 //! Secret hygiene: distinctive secrets are planted through the API (an
-//! LLM api_key, conversation secrets, a LookupSecret header, a settings
+//! LLM api_key, conversation secrets, a LookupSecret's header and the value
+//! it fetches, a settings
 //! secret, the settings LLM key, a profile key) and through the
 //! environment (the session key, OH_SECRET_KEY); a scripted agent step
 //! echoes one of them in the terminal. Then none may appear in plaintext
@@ -11,6 +12,7 @@
 //! which is checked too, to prove the secrets were really planted.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -24,17 +26,19 @@ const S_LLM: &str = "sk-llm-PLANTED-91f3c2";
 const S_CONV: &str = "conv-secret-PLANTED-4b7d1e";
 const S_CONV_UPDATE: &str = "conv-update-PLANTED-8e2a55";
 const S_LOOKUP: &str = "lookup-header-PLANTED-5c1e7d";
+const S_LOOKUP_VALUE: &str = "lookup-value-PLANTED-e61f0a";
 const S_SETTING: &str = "settings-secret-PLANTED-c3d9a0";
 const S_SETTINGS_LLM: &str = "settings-llm-PLANTED-77aa01";
 const S_PROFILE: &str = "profile-key-PLANTED-2f6b90";
 const S_SESSION: &str = "session-key-PLANTED-a8e4f2";
 const S_OH_KEY: &str = "oh-secret-key-PLANTED-0d93b6";
 
-const ALL: [&str; 9] = [
+const ALL: [&str; 10] = [
     S_LLM,
     S_CONV,
     S_CONV_UPDATE,
     S_LOOKUP,
+    S_LOOKUP_VALUE,
     S_SETTING,
     S_SETTINGS_LLM,
     S_PROFILE,
@@ -68,6 +72,50 @@ fn files_under(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
         }
         assert!(out.len() < 20_000, "unexpectedly many files");
     }
+}
+
+/// Answers `S_LOOKUP_VALUE` to a GET carrying the planted header, and
+/// counts those answers.
+async fn lookup_secret(
+    req: actix_web::HttpRequest,
+    hits: actix_web::web::Data<AtomicUsize>,
+) -> actix_web::HttpResponse {
+    let expected = format!("Bearer {S_LOOKUP}");
+    let auth = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok());
+    if auth == Some(expected.as_str()) {
+        hits.fetch_add(1, Ordering::SeqCst);
+        actix_web::HttpResponse::Ok().body(S_LOOKUP_VALUE)
+    } else {
+        actix_web::HttpResponse::Unauthorized().finish()
+    }
+}
+
+/// A loopback server for the LookupSecret; returns its URL, its handle and
+/// the counter of answers given.
+fn start_lookup_server() -> (
+    String,
+    actix_web::dev::ServerHandle,
+    actix_web::web::Data<AtomicUsize>,
+) {
+    let hits = actix_web::web::Data::new(AtomicUsize::new(0));
+    let data = hits.clone();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let server = actix_web::HttpServer::new(move || {
+        actix_web::App::new()
+            .app_data(data.clone())
+            .route("/secret", actix_web::web::get().to(lookup_secret))
+    })
+    .workers(1)
+    .listen(listener)
+    .expect("listen")
+    .run();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+    (format!("http://127.0.0.1:{port}/secret"), handle, hits)
 }
 
 struct Api {
@@ -109,10 +157,11 @@ impl Api {
 async fn planted_secrets_never_appear_in_plaintext() {
     let dir = tempfile::tempdir().unwrap();
     let llm = ScriptedLlm::start(vec![
-        Reply::terminal("echo \"token=$MY_TOKEN\""),
+        Reply::terminal("echo \"token=$MY_TOKEN lookup=$LOOKUP_TOKEN\""),
         Reply::finish("done"),
     ])
     .await;
+    let (lookup_url, lookup_handle, lookup_hits) = start_lookup_server();
     let server = ServerProcess::start(
         dir.path(),
         &[
@@ -163,7 +212,7 @@ async fn planted_secrets_never_appear_in_plaintext() {
                 "workspace": {"kind": "LocalWorkspace", "working_dir": ws.to_string_lossy()},
                 "secrets": {
                     "MY_TOKEN": S_CONV,
-                    "LOOKUP_TOKEN": {"kind": "LookupSecret", "url": "http://127.0.0.1:9/secret",
+                    "LOOKUP_TOKEN": {"kind": "LookupSecret", "url": lookup_url,
                                      "headers": {"Authorization": format!("Bearer {S_LOOKUP}")}},
                 },
             })),
@@ -228,7 +277,14 @@ async fn planted_secrets_never_appear_in_plaintext() {
         .find(|e| e["kind"] == "ObservationEvent" && e["tool_name"] == "terminal")
         .unwrap_or_else(|| panic!("no terminal observation in {page}"));
     let obs_text = obs.to_string();
-    assert!(obs_text.contains("token=<secret-hidden>"), "{obs_text}");
+    assert!(
+        obs_text.contains("token=<secret-hidden> lookup=<secret-hidden>"),
+        "{obs_text}"
+    );
+    assert!(
+        lookup_hits.load(Ordering::SeqCst) > 0,
+        "the lookup was not made"
+    );
     // What the LLM was sent back is masked too; only its own key reached it.
     let reqs = llm.agent_requests();
     assert_eq!(reqs.len(), 2);
@@ -448,4 +504,5 @@ async fn planted_secrets_never_appear_in_plaintext() {
         "the log was not at debug level"
     );
     assert_eq!(find_all(&log), Vec::<&str>::new(), "server log");
+    lookup_handle.stop(false).await;
 }
