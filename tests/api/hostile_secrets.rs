@@ -1,9 +1,10 @@
 //! Secret hygiene: distinctive secrets are planted through the API (an
 //! LLM api_key, conversation secrets, a LookupSecret's header and the value
-//! it fetches, a settings
-//! secret, the settings LLM key, a profile key) and through the
-//! environment (the session key, OH_SECRET_KEY); a scripted agent step
-//! echoes one of them in the terminal. Then none may appear in plaintext
+//! it fetches, a settings secret, the settings LLM key, a profile key) and
+//! through the environment (the session key, OH_SECRET_KEY); a scripted
+//! agent step echoes two of them in the terminal, which must show
+//! `<secret-hidden>`. Refused requests carrying secrets must not echo them.
+//! Then none may appear in plaintext
 //! in the data directory (sled files, conversation scratch directories),
 //! in the server's debug log, in any answer of a crawl of every GET route
 //! (and the trajectory zip, and the socket's full_state and replay) —
