@@ -160,8 +160,8 @@ pub enum Role {
 pub struct SendMessageRequest {
     /// Only `user` is accepted (default).
     pub role: Option<Role>,
-    /// Content blocks.
-    pub content: Vec<ContentBlock>,
+    /// Content blocks (a bare string is taken as one text block).
+    pub content: Option<Vec<ContentBlock>>,
     /// Start a run after appending the message.
     pub run: Option<bool>,
 }
