@@ -238,7 +238,7 @@ fi
 
 self="$here/scripts/fuzz.sh"
 if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null && command -v setpriv >/dev/null \
-   && unshare -n -m true 2>/dev/null; then
+   && command -v ip >/dev/null && command -v mount >/dev/null && unshare -n -m true 2>/dev/null; then
   exec unshare -n -m bash "$self" --inside "$bin" "$venv/bin/schemathesis" 1
 fi
 exec bash "$self" --inside "$bin" "$venv/bin/schemathesis" 0
