@@ -150,7 +150,10 @@ pub async fn require_key(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let path = req.path();
+    // The path the router matches: percent-decoded (except `%2F`, `%25`,
+    // `%2B`). The raw `req.path()` would let `/%61pi/settings` reach
+    // `/api/settings` without a key.
+    let path = req.match_info().as_str();
     // `/api/tools` is only a redirect to `/api/tools/`, issued before auth
     // as the reference's framework does.
     let guarded = (path == "/api" || path.starts_with("/api/")) && path != "/api/tools";

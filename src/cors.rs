@@ -65,7 +65,12 @@ pub async fn cors(
         .map(|s| s.access.get().cors_origins.clone())
         .unwrap_or_default();
     let docker_host = std::env::var("DOCKER_HOST_ADDR").ok();
-    let allowed = origin_allowed(&origin, req.path(), &configured, docker_host.as_deref());
+    let allowed = origin_allowed(
+        &origin,
+        req.match_info().as_str(),
+        &configured,
+        docker_host.as_deref(),
+    );
     let preflight = req.method() == actix_web::http::Method::OPTIONS
         && req.headers().contains_key("access-control-request-method");
     if preflight {

@@ -140,11 +140,16 @@ impl ApiError {
 
     /// A single 422 problem.
     pub fn invalid(kind: &str, loc: &[&str], msg: impl Into<String>, input: Value) -> ApiError {
+        let input = if loc.iter().any(|k| looks_secret_key(k)) {
+            Value::String("<redacted>".into())
+        } else {
+            redact_input(&input)
+        };
         ApiError::Validation(vec![Invalid {
             kind: kind.into(),
             loc: loc.iter().map(|s| loc_item(s)).collect(),
             msg: msg.into(),
-            input: redact_input(&input),
+            input,
         }])
     }
 
@@ -165,7 +170,9 @@ impl ApiError {
                 None => break,
             }
         }
-        let echoed = if e.loc.last().is_some_and(|k| looks_secret_key(k)) {
+        // Anything inside a secret-looking member is secret, whatever its
+        // own name (`secrets.NAME.value`, `llm.api_key`).
+        let echoed = if e.loc.iter().any(|k| looks_secret_key(k)) {
             Value::String("<redacted>".into())
         } else {
             redact_input(at)
@@ -265,3 +272,47 @@ impl ResponseError for ApiError {
 
 /// Result of a handler.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(loc: &[&str], kind: &'static str) -> FieldError {
+        FieldError {
+            loc: loc.iter().map(|s| s.to_string()).collect(),
+            msg: "bad".into(),
+            kind,
+        }
+    }
+
+    fn echoed(e: &ApiError) -> Value {
+        match e {
+            ApiError::Validation(items) => items[0].input.clone(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn inputs_under_secret_members_are_redacted() {
+        let body = json!({"secrets": {"A": {"kind": "Bogus", "value": "s3cr3t"}}, "title": "t"});
+        let e = ApiError::from_field(field(&["secrets", "A"], "value_error"), &body);
+        assert_eq!(echoed(&e), json!("<redacted>"));
+        let e = ApiError::invalid(
+            "value_error",
+            &["body", "secrets", "A"],
+            "bad",
+            json!({"value": "s3cr3t"}),
+        );
+        assert_eq!(echoed(&e), json!("<redacted>"));
+        // Elsewhere, only secret-looking members are hidden.
+        let e = ApiError::from_field(field(&["title"], "string_type"), &body);
+        assert_eq!(echoed(&e), json!("t"));
+        let e = ApiError::invalid(
+            "value_error",
+            &["body", "llm"],
+            "bad",
+            json!({"model": 1, "api_key": "s3cr3t"}),
+        );
+        assert_eq!(echoed(&e), json!({"model": 1, "api_key": "<redacted>"}));
+    }
+}

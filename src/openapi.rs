@@ -25,6 +25,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(WorkspacesApi::openapi());
     doc.merge(CatalogApi::openapi());
     doc.merge(PeripheralApi::openapi());
+    doc.merge(crate::routes::schemas::SchemasApi::openapi());
     doc.info.title = "OpenHands Agent Server".into();
     doc.info.description =
         Some("OpenHands Agent Server - REST/WebSocket interface for OpenHands AI Agent (Rust implementation)".into());

@@ -38,6 +38,8 @@ pub enum GitError {
     TimedOut(String),
     /// Output larger than [`MAX_OUTPUT`].
     TooLarge(String),
+    /// The server's user may not enter the directory (its path).
+    Denied(String),
     /// No `git` executable.
     Missing,
     /// Spawning or reading failed.
@@ -50,6 +52,7 @@ impl std::fmt::Display for GitError {
             GitError::Failed(c) => write!(f, "Git command failed: {c}"),
             GitError::TimedOut(c) => write!(f, "Git command timed out: {c}"),
             GitError::TooLarge(c) => write!(f, "Git command output is too large: {c}"),
+            GitError::Denied(d) => write!(f, "Permission denied: {d}"),
             GitError::Missing => f.write_str("Git command not found. Is git installed?"),
             GitError::Io(e) => write!(f, "Git command could not run: {e}"),
         }
@@ -118,6 +121,11 @@ pub async fn run(dir: &Path, args: &[&str]) -> Result<Vec<u8>, GitError> {
             } else {
                 GitError::Failed(line)
             });
+        }
+        // A directory the server's user cannot enter is the caller's
+        // choice of path, not a server failure.
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+            return Err(GitError::Denied(dir.display().to_string()));
         }
         Err(e) => return Err(GitError::Io(e.to_string())),
     };

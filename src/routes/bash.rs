@@ -142,7 +142,7 @@ async fn blocking<T: Send + 'static>(
 /// or follow `WS /sockets/bash-events`): chunks with `exit_code: null` while
 /// the command runs, then a final one with the exit code.
 #[utoipa::path(post, path = "/api/bash/start_bash_command", tag = "Bash",
-    request_body(content = serde_json::Value, description = "ExecuteBashRequest: {command, cwd (relative to the server's working directory; default: it), timeout (seconds, default 300)}"),
+    request_body(content = super::schemas::ExecuteBashRequest, description = "ExecuteBashRequest: {command, cwd (relative to the server's working directory; default: it), timeout (seconds, default 300)}"),
     responses((status = 200, description = "The BashCommand", body = serde_json::Value),
               (status = 422, description = "Invalid body", body = serde_json::Value)))]
 pub async fn start_bash_command(
@@ -168,7 +168,7 @@ pub async fn start_bash_command(
 /// whole output up to 1 MiB per stream, beyond that what follows the last
 /// full MiB (the stored events hold every piece exactly once).
 #[utoipa::path(post, path = "/api/bash/execute_bash_command", tag = "Bash",
-    request_body(content = serde_json::Value, description = "ExecuteBashRequest: {command, cwd, timeout}"),
+    request_body(content = super::schemas::ExecuteBashRequest, description = "ExecuteBashRequest: {command, cwd, timeout}"),
     responses((status = 200, description = "The final BashOutput (with exit_code; -1 after a timeout or a failure to start)", body = serde_json::Value),
               (status = 422, description = "Invalid body", body = serde_json::Value)))]
 pub async fn execute_bash_command(
@@ -230,12 +230,12 @@ fn utc_micros(q: &Query, name: &str) -> ApiResult<Option<i64>> {
 /// Search bash commands and outputs, in the order they were recorded.
 #[utoipa::path(get, path = "/api/bash/bash_events/search", tag = "Bash",
     params(
-        ("kind__eq" = Option<String>, Query, description = "BashCommand or BashOutput"),
+        ("kind__eq" = Option<super::schemas::BashEventKind>, Query, description = "BashCommand or BashOutput"),
         ("command_id__eq" = Option<String>, Query, description = "Only this command's events (hex or hyphenated id)"),
         ("timestamp__gte" = Option<String>, Query, description = "At or after this ISO date-time (naive: UTC)"),
         ("timestamp__lt" = Option<String>, Query, description = "Before this ISO date-time (naive: UTC)"),
         ("order__gt" = Option<i64>, Query, description = "Drop BashOutput events whose order is not greater than this (for polling)"),
-        ("sort_order" = Option<String>, Query, description = "TIMESTAMP (default: log order) or TIMESTAMP_DESC (newest first)"),
+        ("sort_order" = Option<super::schemas::EventSortOrder>, Query, description = "TIMESTAMP (default: log order) or TIMESTAMP_DESC (newest first)"),
         ("page_id" = Option<String>, Query, description = "Opaque cursor: the next_page_id of the previous page"),
         ("limit" = Option<i64>, Query, description = "Page size, 1..=100 (default 100)", minimum = 1, maximum = 100),
     ),

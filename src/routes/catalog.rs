@@ -124,7 +124,7 @@ pub async fn list_verified_models() -> HttpResponse {
 
 /// Load a project's hooks (`<project_dir>/.openhands/hooks.json`).
 #[utoipa::path(post, path = "/api/hooks", tag = "Hooks",
-    request_body(content = serde_json::Value, description = "HooksRequest: project_dir"),
+    request_body(content = super::schemas::HooksRequest, description = "HooksRequest: project_dir"),
     responses((status = 200, description = "HooksResponse: hook_config or null", body = serde_json::Value),
               (status = 422, description = "Invalid body", body = serde_json::Value)))]
 pub async fn get_hooks(body: web::Bytes) -> ApiResult<HttpResponse> {
@@ -192,7 +192,7 @@ fn exposed_urls(obj: &Map<String, Value>) -> ApiResult<Vec<ExposedUrl>> {
 
 /// Load skills from the sandbox, user and project sources.
 #[utoipa::path(post, path = "/api/skills", tag = "Skills",
-    request_body(content = serde_json::Value, description = "SkillsRequest: load_public, load_user, load_project, load_org, marketplace_path, project_dir, org_config, sandbox_config"),
+    request_body(content = super::schemas::SkillsRequest, description = "SkillsRequest: load_public, load_user, load_project, load_org, marketplace_path, project_dir, org_config, sandbox_config"),
     responses((status = 200, description = "SkillsResponse: skills and per-source counts", body = serde_json::Value),
               (status = 422, description = "Invalid body", body = serde_json::Value)))]
 pub async fn get_skills(body: web::Bytes) -> ApiResult<HttpResponse> {
@@ -235,7 +235,7 @@ pub async fn sync_skills() -> HttpResponse {
 
 /// Install a skill (not supported: no remote fetching).
 #[utoipa::path(post, path = "/api/skills/install", tag = "Skills",
-    request_body(content = serde_json::Value, description = "InstallSkillRequest: source, ref, repo_path, force"),
+    request_body(content = super::schemas::InstallSkillRequest, description = "InstallSkillRequest: source, ref, repo_path, force"),
     responses((status = 400, description = "Installing skills is not supported", body = serde_json::Value),
               (status = 422, description = "Invalid body", body = serde_json::Value)))]
 pub async fn install_skill(body: web::Bytes) -> ApiResult<HttpResponse> {
@@ -305,7 +305,7 @@ pub async fn get_installed_skill(path: web::Path<String>) -> ApiResult<HttpRespo
 /// Enable or disable an installed skill (404: none are installed).
 #[utoipa::path(patch, path = "/api/skills/installed/{skill_name}", tag = "Skills",
     params(("skill_name" = String, Path, description = "Skill name (lowercase alphanumeric, hyphens)")),
-    request_body(content = serde_json::Value, description = "UpdateSkillStateRequest: enabled"),
+    request_body(content = super::schemas::UpdateSkillStateRequest, description = "UpdateSkillStateRequest: enabled"),
     responses((status = 404, description = "Skill not installed", body = serde_json::Value),
               (status = 422, description = "Invalid name or body", body = serde_json::Value)))]
 pub async fn set_skill_enabled(
@@ -438,7 +438,7 @@ fn mcp_server(obj: &Map<String, Value>) -> ApiResult<McpServer> {
 
 /// Test an MCP server configuration (connect, handshake, list tools).
 #[utoipa::path(post, path = "/api/mcp/test", tag = "MCP",
-    request_body(content = serde_json::Value, description = "MCPTestRequest: name, server (stdio: command/args/env/cwd; http|shttp|streamable-http|sse: url/headers/api_key), timeout (0 < t <= 120, default 15)"),
+    request_body(content = super::schemas::McpTestRequest, description = "MCPTestRequest: name, server (stdio: command/args/env/cwd; http|shttp|streamable-http|sse: url/headers/api_key), timeout (0 < t <= 120, default 15)"),
     responses((status = 200, description = "MCPTestSuccess {ok: true, tools} or MCPTestFailure {ok: false, error, error_kind}", body = serde_json::Value),
               (status = 422, description = "Invalid body", body = serde_json::Value)))]
 pub async fn test_mcp_server(

@@ -173,8 +173,8 @@ const SORT_ORDERS: [&str; 4] = [
     params(
         ("page_id" = Option<String>, Query, description = "next_page_id of the previous page (hex id)"),
         ("limit" = Option<i64>, Query, description = "Page size, 1..=100 (default 100)", minimum = 1, maximum = 100),
-        ("status" = Option<String>, Query, description = "Only conversations with this execution status"),
-        ("sort_order" = Option<String>, Query, description = "CREATED_AT, UPDATED_AT, CREATED_AT_DESC (default) or UPDATED_AT_DESC"),
+        ("status" = Option<super::schemas::ExecutionStatus>, Query, description = "Only conversations with this execution status"),
+        ("sort_order" = Option<super::schemas::ConversationSortOrder>, Query, description = "CREATED_AT, UPDATED_AT, CREATED_AT_DESC (default) or UPDATED_AT_DESC"),
         ("include_skills" = Option<bool>, Query, description = "Keep agent_context.skills in the output"),
     ),
     responses((status = 200, description = "A page of ConversationInfo", body = serde_json::Value),
@@ -222,7 +222,7 @@ pub async fn search_conversations(
 
 /// Count conversations.
 #[utoipa::path(get, path = "/api/conversations/count", tag = "Conversations",
-    params(("status" = Option<String>, Query, description = "Only conversations with this execution status")),
+    params(("status" = Option<super::schemas::ExecutionStatus>, Query, description = "Only conversations with this execution status")),
     responses((status = 200, description = "Number of conversations", body = i64)))]
 pub async fn count_conversations(
     req: HttpRequest,
@@ -323,7 +323,7 @@ fn agent_from_settings(s: &Value) -> Result<Value, String> {
 
 /// Start a conversation (201), or return the existing one with the given id (200).
 #[utoipa::path(post, path = "/api/conversations", tag = "Conversations",
-    request_body(content = serde_json::Value, description = "StartConversationRequest: agent, workspace, optional conversation_id, initial_message, confirmation_policy, secrets, tags, …"),
+    request_body(content = super::schemas::StartConversationRequest, description = "StartConversationRequest: agent, workspace, optional conversation_id, initial_message, confirmation_policy, secrets, tags, …"),
     responses((status = 201, description = "Created: ConversationInfo", body = serde_json::Value),
               (status = 200, description = "Already exists: ConversationInfo", body = serde_json::Value),
               (status = 422, description = "Invalid request", body = serde_json::Value)))]
@@ -347,7 +347,7 @@ pub async fn start_conversation(
 /// Update a conversation's title and/or tags.
 #[utoipa::path(patch, path = "/api/conversations/{conversation_id}", tag = "Conversations",
     params(("conversation_id" = String, Path, description = "Conversation id")),
-    request_body(content = serde_json::Value, description = "UpdateConversationRequest: title (1..=200 chars), tags"),
+    request_body(content = super::schemas::UpdateConversationRequest, description = "UpdateConversationRequest: title (1..=200 chars), tags"),
     responses((status = 200, description = "{\"success\": true}, or false for an unknown id", body = serde_json::Value),
               (status = 422, description = "Invalid body", body = serde_json::Value)))]
 pub async fn update_conversation(
@@ -436,7 +436,7 @@ pub async fn run_conversation(
 /// Add or replace secrets of the conversation.
 #[utoipa::path(post, path = "/api/conversations/{conversation_id}/secrets", tag = "Conversations",
     params(("conversation_id" = String, Path, description = "Conversation id")),
-    request_body(content = serde_json::Value, description = "{\"secrets\": {NAME: string | SecretSource}}"),
+    request_body(content = super::schemas::UpdateSecretsRequest, description = "{\"secrets\": {NAME: string | SecretSource}}"),
     responses((status = 200, description = "Updated", body = serde_json::Value),
               (status = 404, description = "Unknown conversation", body = serde_json::Value),
               (status = 422, description = "Invalid body", body = serde_json::Value)))]
@@ -475,7 +475,7 @@ pub async fn update_secrets(
 /// Set the confirmation policy.
 #[utoipa::path(post, path = "/api/conversations/{conversation_id}/confirmation_policy", tag = "Conversations",
     params(("conversation_id" = String, Path, description = "Conversation id")),
-    request_body(content = serde_json::Value, description = "{\"policy\": {\"kind\": \"NeverConfirm\"|\"AlwaysConfirm\"|\"ConfirmRisky\", …}}"),
+    request_body(content = super::schemas::SetConfirmationPolicyRequest, description = "{\"policy\": {\"kind\": \"NeverConfirm\"|\"AlwaysConfirm\"|\"ConfirmRisky\", …}}"),
     responses((status = 200, description = "Updated", body = serde_json::Value),
               (status = 404, description = "Unknown conversation", body = serde_json::Value),
               (status = 422, description = "Invalid policy", body = serde_json::Value)))]
@@ -501,7 +501,7 @@ pub async fn set_confirmation_policy(
 /// Set (or clear) the security analyzer.
 #[utoipa::path(post, path = "/api/conversations/{conversation_id}/security_analyzer", tag = "Conversations",
     params(("conversation_id" = String, Path, description = "Conversation id")),
-    request_body(content = serde_json::Value, description = "{\"security_analyzer\": SecurityAnalyzer | null}"),
+    request_body(content = super::schemas::SetSecurityAnalyzerRequest, description = "{\"security_analyzer\": SecurityAnalyzer | null}"),
     responses((status = 200, description = "Updated", body = serde_json::Value),
               (status = 404, description = "Unknown conversation", body = serde_json::Value),
               (status = 422, description = "Invalid analyzer", body = serde_json::Value)))]
@@ -582,7 +582,7 @@ pub async fn agent_final_response(
 /// Ask the agent's LLM a side question (nothing is recorded).
 #[utoipa::path(post, path = "/api/conversations/{conversation_id}/ask_agent", tag = "Conversations",
     params(("conversation_id" = String, Path, description = "Conversation id")),
-    request_body(content = serde_json::Value, description = "{\"question\": text}"),
+    request_body(content = super::schemas::AskAgentRequest, description = "{\"question\": text}"),
     responses((status = 200, description = "{\"response\": text}", body = serde_json::Value),
               (status = 404, description = "Unknown conversation", body = serde_json::Value),
               (status = 502, description = "The LLM failed", body = serde_json::Value)))]
@@ -611,7 +611,7 @@ pub async fn ask_agent(
 /// Replace the agent's LLM.
 #[utoipa::path(post, path = "/api/conversations/{conversation_id}/switch_llm", tag = "Conversations",
     params(("conversation_id" = String, Path, description = "Conversation id")),
-    request_body(content = serde_json::Value, description = "{\"llm\": LLM}"),
+    request_body(content = super::schemas::SwitchLlmRequest, description = "{\"llm\": LLM}"),
     responses((status = 200, description = "Switched", body = serde_json::Value),
               (status = 404, description = "Unknown conversation", body = serde_json::Value),
               (status = 422, description = "Invalid LLM", body = serde_json::Value)))]

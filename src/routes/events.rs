@@ -90,9 +90,9 @@ fn filter(q: &Query) -> ApiResult<EventFilter> {
         ("page_id" = Option<String>, Query, description = "Id of the first event of the page (next_page_id of the previous page)"),
         ("limit" = Option<i64>, Query, description = "Page size, 1..=100 (default 100)", minimum = 1, maximum = 100),
         ("kind" = Option<String>, Query, description = "Event class: fully qualified (openhands.sdk.event.llm_convertible.action.ActionEvent) or bare (ActionEvent)"),
-        ("source" = Option<String>, Query, description = "agent, user, environment or hook"),
+        ("source" = Option<super::schemas::EventSource>, Query, description = "agent, user, environment or hook"),
         ("body" = Option<String>, Query, description = "Case-insensitive text in message events"),
-        ("sort_order" = Option<String>, Query, description = "TIMESTAMP (default) or TIMESTAMP_DESC"),
+        ("sort_order" = Option<super::schemas::EventSortOrder>, Query, description = "TIMESTAMP (default) or TIMESTAMP_DESC"),
         ("timestamp__gte" = Option<String>, Query, description = "Events at or after this ISO date-time"),
         ("timestamp__lt" = Option<String>, Query, description = "Events before this ISO date-time"),
     ),
@@ -129,7 +129,7 @@ pub async fn search_events(
     params(
         ("conversation_id" = String, Path, description = "Conversation id"),
         ("kind" = Option<String>, Query, description = "Event class"),
-        ("source" = Option<String>, Query, description = "agent, user, environment or hook"),
+        ("source" = Option<super::schemas::EventSource>, Query, description = "agent, user, environment or hook"),
         ("body" = Option<String>, Query, description = "Case-insensitive text in message events"),
         ("timestamp__gte" = Option<String>, Query, description = "At or after"),
         ("timestamp__lt" = Option<String>, Query, description = "Before"),
@@ -229,7 +229,7 @@ pub async fn batch_get_events(
 /// Send a user message (and start a run when `run` is true).
 #[utoipa::path(post, path = "/api/conversations/{conversation_id}/events", tag = "Events",
     params(("conversation_id" = String, Path, description = "Conversation id")),
-    request_body(content = serde_json::Value, description = "SendMessageRequest: {role: \"user\", content: [TextContent|ImageContent], run: false}"),
+    request_body(content = super::schemas::SendMessageRequest, description = "SendMessageRequest: {role: \"user\", content: [TextContent|ImageContent], run: false}"),
     responses((status = 200, description = "Appended", body = serde_json::Value),
               (status = 400, description = "Role other than user", body = serde_json::Value),
               (status = 404, description = "Unknown conversation", body = serde_json::Value),
@@ -251,7 +251,7 @@ pub async fn send_message(
 /// Accept (run) or reject the actions waiting for confirmation.
 #[utoipa::path(post, path = "/api/conversations/{conversation_id}/events/respond_to_confirmation", tag = "Events",
     params(("conversation_id" = String, Path, description = "Conversation id")),
-    request_body(content = serde_json::Value, description = "{accept: bool, reason: text}"),
+    request_body(content = super::schemas::ConfirmationResponseRequest, description = "{accept: bool, reason: text}"),
     responses((status = 200, description = "Done", body = serde_json::Value),
               (status = 404, description = "Unknown conversation", body = serde_json::Value),
               (status = 422, description = "Invalid body", body = serde_json::Value)))]

@@ -37,6 +37,7 @@ fn required_path(q: &Query) -> ApiResult<String> {
 fn git_failure(e: GitError) -> ApiError {
     match e {
         GitError::Failed(_) => ApiError::bad_request_msg(e.to_string()),
+        GitError::Denied(_) => ApiError::Http(StatusCode::FORBIDDEN, e.to_string()),
         GitError::TimedOut(_) => ApiError::Server(StatusCode::GATEWAY_TIMEOUT, e.to_string()),
         GitError::Missing => ApiError::Server(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
         GitError::TooLarge(_) | GitError::Io(_) => {
@@ -57,6 +58,7 @@ fn git_failure(e: GitError) -> ApiError {
            ("ref" = Option<String>, Query, description = "Optional git ref to diff against (e.g. 'HEAD' for git status-style changes, or a commit hash). When omitted, the upstream/default branch is auto-detected.")),
     responses((status = 200, description = "[{status: ADDED|DELETED|UPDATED|MOVED, path}]", body = serde_json::Value),
               (status = 400, description = "Git command failed (e.g. unknown ref)", body = serde_json::Value),
+              (status = 403, description = "The server's user may not enter the directory", body = serde_json::Value),
               (status = 422, description = "Missing path", body = serde_json::Value)))]
 pub async fn git_changes(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     state.touch();
@@ -82,6 +84,7 @@ pub async fn git_changes(req: HttpRequest, state: web::Data<AppState>) -> ApiRes
            ("ref" = Option<String>, Query, description = "Optional git ref to diff against (e.g. 'HEAD' for git status-style changes, or a commit hash). When omitted, the upstream/default branch is auto-detected.")),
     responses((status = 200, description = "{modified, original}", body = serde_json::Value),
               (status = 400, description = "Missing file, or git command failed", body = serde_json::Value),
+              (status = 403, description = "The server's user may not enter the repository", body = serde_json::Value),
               (status = 422, description = "Missing path", body = serde_json::Value)))]
 pub async fn git_diff(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     state.touch();

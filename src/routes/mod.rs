@@ -1,6 +1,6 @@
 //! Route modules, one per router of the reference, each with its
 //! `configure` function and OpenAPI description, plus the middleware that
-//! gives framework-generated errors (404, 405, 413) the reference's JSON body.
+//! gives framework-generated errors (400, 404, 405, 413) the reference's JSON body.
 
 pub mod bash;
 pub mod catalog;
@@ -11,6 +11,7 @@ pub mod files;
 pub mod git;
 pub mod peripheral;
 pub mod profiles;
+pub mod schemas;
 pub mod server;
 pub mod settings;
 pub mod workspace;
@@ -23,6 +24,7 @@ use actix_web::middleware::Next;
 use actix_web::{HttpResponse, ResponseError, web};
 
 use crate::error::ApiError;
+use crate::state::AppState;
 
 /// Registers every HTTP route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -63,10 +65,29 @@ pub async fn json_errors(
     let detail = match status {
         StatusCode::NOT_FOUND => "Not Found".to_string(),
         StatusCode::METHOD_NOT_ALLOWED => "Method Not Allowed".to_string(),
-        StatusCode::PAYLOAD_TOO_LARGE => "Request body is too large".to_string(),
+        StatusCode::PAYLOAD_TOO_LARGE => match res.request().app_data::<web::Data<AppState>>() {
+            Some(state) => format!(
+                "Request body is too large: the limit is {} bytes (http.max_json_bytes)",
+                state.settings.http.max_json_bytes
+            ),
+            None => "Request body is too large".to_string(),
+        },
         StatusCode::BAD_REQUEST => {
-            // Keep plain-text answers that are part of the protocol (CORS).
-            return Ok(res.map_into_boxed_body());
+            // The framework's 400s (a broken chunked body, a failed socket
+            // handshake) carry a short text naming the problem: it becomes
+            // the detail. CORS refusals are answered outside this layer.
+            let (req, res) = res.into_parts();
+            let text = match actix_web::body::to_bytes_limited(res.into_body(), 4096).await {
+                Ok(Ok(b)) => String::from_utf8_lossy(&b).trim().to_string(),
+                _ => String::new(),
+            };
+            let detail = if text.is_empty() {
+                "Bad Request".to_string()
+            } else {
+                text
+            };
+            let resp = ApiError::bad_request_msg(detail).error_response();
+            return Ok(ServiceResponse::new(req, resp));
         }
         other => other.canonical_reason().unwrap_or("Error").to_string(),
     };

@@ -233,7 +233,7 @@ fn upstream_error(detail: String) -> ApiError {
 
 /// Relay a request to an allow-listed cloud host.
 #[utoipa::path(post, path = "/api/cloud-proxy", tag = "Cloud Proxy",
-    request_body(content = serde_json::Value, description = "CloudProxyRequest: host, method (GET), path, headers, body, timeout_seconds (1..=60, default 15)"),
+    request_body(content = super::schemas::CloudProxyRequest, description = "CloudProxyRequest: host, method (GET), path, headers, body, timeout_seconds (1..=60, default 15)"),
     responses((status = 200, description = "The upstream answer (status, body and safe headers relayed)", body = serde_json::Value),
               (status = 403, description = "Host not allowed", body = serde_json::Value),
               (status = 422, description = "Invalid body", body = serde_json::Value),

@@ -83,7 +83,7 @@ pub async fn list_profiles(state: web::Data<AppState>) -> ApiResult<HttpResponse
 /// Get a profile's LLM configuration.
 #[utoipa::path(get, path = "/api/profiles/{name}", tag = "Profiles",
     params(("name" = String, Path, description = "Profile name"),
-           ("X-Expose-Secrets" = Option<String>, Header, description = "encrypted | plaintext")),
+           ("X-Expose-Secrets" = Option<super::schemas::ExposeSecrets>, Header, description = "encrypted | plaintext")),
     responses((status = 200, description = "ProfileDetailResponse", body = serde_json::Value),
               (status = 404, description = "No such profile", body = serde_json::Value),
               (status = 409, description = "Sealed with a different key", body = serde_json::Value),
@@ -117,7 +117,7 @@ pub async fn get_profile(
 /// Save an LLM configuration under a name (201).
 #[utoipa::path(post, path = "/api/profiles/{name}", tag = "Profiles",
     params(("name" = String, Path, description = "Profile name")),
-    request_body(content = serde_json::Value, description = "SaveProfileRequest: llm, include_secrets (default true)"),
+    request_body(content = super::schemas::SaveProfileRequest, description = "SaveProfileRequest: llm, include_secrets (default true)"),
     responses((status = 201, description = "ProfileMutationResponse", body = serde_json::Value),
               (status = 409, description = "Profile limit reached", body = serde_json::Value),
               (status = 422, description = "Invalid name or LLM", body = serde_json::Value)))]
@@ -193,7 +193,7 @@ pub async fn delete_profile(
 /// Rename a profile (the active profile follows).
 #[utoipa::path(post, path = "/api/profiles/{name}/rename", tag = "Profiles",
     params(("name" = String, Path, description = "Profile name")),
-    request_body(content = serde_json::Value, description = "RenameProfileRequest: new_name"),
+    request_body(content = super::schemas::RenameProfileRequest, description = "RenameProfileRequest: new_name"),
     responses((status = 200, description = "ProfileMutationResponse", body = serde_json::Value),
               (status = 404, description = "No such profile", body = serde_json::Value),
               (status = 409, description = "new_name is taken", body = serde_json::Value),

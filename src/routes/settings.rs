@@ -147,7 +147,7 @@ pub async fn get_conversation_schema() -> HttpResponse {
 /// `X-Expose-Secrets`: absent → secrets redacted; `encrypted` (or `true`) →
 /// sealed tokens a client may post back; `plaintext` → raw values.
 #[utoipa::path(get, path = "/api/settings", tag = "Settings",
-    params(("X-Expose-Secrets" = Option<String>, Header, description = "encrypted | plaintext")),
+    params(("X-Expose-Secrets" = Option<super::schemas::ExposeSecrets>, Header, description = "encrypted | plaintext")),
     responses((status = 200, description = "SettingsResponse", body = serde_json::Value),
               (status = 400, description = "Invalid X-Expose-Secrets value", body = serde_json::Value),
               (status = 409, description = "Stored secrets were sealed with a different key", body = serde_json::Value),
@@ -178,7 +178,7 @@ fn diff(obj: &serde_json::Map<String, Value>, key: &str) -> ApiResult<Option<Val
 
 /// Update the settings (deep merge).
 #[utoipa::path(patch, path = "/api/settings", tag = "Settings",
-    request_body(content = serde_json::Value, description = "SettingsUpdateRequest: agent_settings_diff and/or conversation_settings_diff"),
+    request_body(content = super::schemas::SettingsUpdateRequest, description = "SettingsUpdateRequest: agent_settings_diff and/or conversation_settings_diff"),
     responses((status = 200, description = "SettingsResponse (secrets redacted)", body = serde_json::Value),
               (status = 400, description = "Neither diff given", body = serde_json::Value),
               (status = 409, description = "Stored secrets were sealed with a different key", body = serde_json::Value),
@@ -237,7 +237,7 @@ fn check_secret_name(name: &str) -> ApiResult<()> {
 
 /// Create or replace a custom secret.
 #[utoipa::path(put, path = "/api/settings/secrets", tag = "Settings",
-    request_body(content = serde_json::Value, description = "SecretCreateRequest: name, value, description"),
+    request_body(content = super::schemas::SecretCreateRequest, description = "SecretCreateRequest: name, value, description"),
     responses((status = 200, description = "SecretItemResponse", body = serde_json::Value),
               (status = 422, description = "Invalid body or secret name", body = serde_json::Value)))]
 pub async fn put_secret(body: web::Bytes, state: web::Data<AppState>) -> ApiResult<HttpResponse> {

@@ -102,7 +102,7 @@ async fn remove(
 
 /// Add workspaces (de-duplicated by path); returns both lists.
 #[utoipa::path(post, path = "/api/workspaces", tag = "Workspaces",
-    request_body(content = serde_json::Value, description = "AddWorkspacesRequest: workspaces [{id, name, path, parentPath?}]"),
+    request_body(content = super::schemas::AddWorkspacesRequest, description = "AddWorkspacesRequest: workspaces [{id, name, path, parentPath?}]"),
     responses((status = 200, description = "WorkspacesListResponse", body = serde_json::Value),
               (status = 422, description = "Invalid items", body = serde_json::Value)))]
 pub async fn add_workspaces(
@@ -127,7 +127,7 @@ pub async fn delete_workspace(
 
 /// Add workspace parents (de-duplicated by path); returns both lists.
 #[utoipa::path(post, path = "/api/workspaces/parents", tag = "Workspaces",
-    request_body(content = serde_json::Value, description = "AddWorkspaceParentsRequest: parents [{id, name, path}]"),
+    request_body(content = super::schemas::AddWorkspaceParentsRequest, description = "AddWorkspaceParentsRequest: parents [{id, name, path}]"),
     responses((status = 200, description = "WorkspacesListResponse", body = serde_json::Value),
               (status = 422, description = "Invalid items", body = serde_json::Value)))]
 pub async fn add_workspace_parents(

@@ -445,10 +445,8 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for EventsSession {
                     self.conversation
                 );
                 self.state.counters.ws_failed(WsFailure::ProtocolError);
-                ctx.close(Some(ws::CloseReason {
-                    code: ws::CloseCode::Protocol,
-                    description: Some(e.to_string()),
-                }));
+                let limit = self.state.settings.websocket.max_frame_bytes;
+                ctx.close(Some(super::protocol::close_reason(&e, limit)));
                 ctx.stop();
             }
         }
@@ -515,7 +513,9 @@ pub async fn connect(
         resubscribes: 0,
         retries: 0,
     };
-    ws::WsResponseBuilder::new(session, &req, stream)
-        .frame_size(state.settings.websocket.max_frame_bytes)
+    let limit = state.settings.websocket.max_frame_bytes;
+    let guarded = super::protocol::FrameGuard::new(stream, limit);
+    ws::WsResponseBuilder::new(session, &req, guarded)
+        .frame_size(limit)
         .start()
 }

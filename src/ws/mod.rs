@@ -4,6 +4,7 @@
 
 pub mod bash;
 pub mod events;
+pub mod protocol;
 
 use actix_web::web;
 

@@ -287,6 +287,14 @@ impl Ws {
             .expect("send");
     }
 
+    /// Sends a text frame with `text` as it is (not JSON-encoded).
+    pub async fn send_raw(&mut self, text: &str) {
+        self.framed
+            .send(awc::ws::Message::Text(text.to_string().into()))
+            .await
+            .expect("send");
+    }
+
     /// Collects JSON frames until `n` were received or `secs` of silence.
     pub async fn collect(&mut self, n: usize, secs: u64) -> Vec<Value> {
         let mut out = vec![];

@@ -25,13 +25,13 @@ pub fn system_additions(agent_context: Option<&Value>) -> Option<String> {
         }
         out.push_str("</REPO_CONTEXT>");
     }
-    if let Some(suffix) = ctx.get("system_message_suffix").and_then(Value::as_str) {
-        if !suffix.trim().is_empty() {
-            if !out.is_empty() {
-                out.push_str("\n\n");
-            }
-            out.push_str(suffix);
+    if let Some(suffix) = ctx.get("system_message_suffix").and_then(Value::as_str)
+        && !suffix.trim().is_empty()
+    {
+        if !out.is_empty() {
+            out.push_str("\n\n");
         }
+        out.push_str(suffix);
     }
     (!out.is_empty()).then_some(out)
 }
@@ -88,10 +88,10 @@ pub fn for_user_message(
         )));
         names.push(name);
     }
-    if let Some(suffix) = ctx.get("user_message_suffix").and_then(Value::as_str) {
-        if !suffix.trim().is_empty() {
-            extended.push(Content::text(suffix.to_string()));
-        }
+    if let Some(suffix) = ctx.get("user_message_suffix").and_then(Value::as_str)
+        && !suffix.trim().is_empty()
+    {
+        extended.push(Content::text(suffix.to_string()));
     }
     (names, extended)
 }
