@@ -4,6 +4,7 @@
 #   2. cargo clippy --all-targets -- -D warnings
 #   3. cargo test --workspace          (unit + integration tests)
 #   4. scripts/interop.sh              (the official Python client against the built server)
+#   5. scripts/fuzz.sh                 (schemathesis against our own /openapi.json: no 5xx)
 # Stops at the first failing step and says which one. Needs a Rust toolchain
 # with rustfmt and clippy, git, curl, openssl and a Python >= 3.12 (PATH or
 # pyenv); the client venv is created on first use. Extra arguments go to
@@ -51,3 +52,6 @@ step "cargo test" cargo test --workspace
 # reuse it rather than letting `cargo build` rebuild dependencies with the
 # feature set of a non-test build.
 step "interop" env AGENT_SERVER_BIN="$(target_dir)/debug/agent-server" scripts/interop.sh "$@"
+# Property-based fuzzing of every route of our /openapi.json (schemathesis):
+# zero 5xx answers. CI-sized; FUZZ_SECONDS=600 for a longer run by hand.
+step "fuzz" env AGENT_SERVER_BIN="$(target_dir)/debug/agent-server" FUZZ_SECONDS="${FUZZ_SECONDS:-120}" scripts/fuzz.sh
