@@ -11,7 +11,6 @@ pub mod publisher;
 pub mod registry;
 pub mod run;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use actor::ConversationActor;
@@ -84,13 +83,6 @@ pub struct Deps {
     pub run_slots: Arc<tokio::sync::Semaphore>,
     /// Counters for operators.
     pub counters: Arc<crate::metrics::Counters>,
-}
-
-impl Deps {
-    /// Absolute or CWD-relative path of a conversation's scratch folder.
-    pub fn persistence_path(&self, persistence_dir: &str) -> PathBuf {
-        PathBuf::from(persistence_dir)
-    }
 }
 
 /// Why a conversation operation failed.

@@ -157,7 +157,8 @@ impl ConversationActor {
             Value::String(agent.security_policy_filename.clone()),
         );
         let secret_names: Vec<String> = self.record.secret_sources.keys().cloned().collect();
-        let (prompt, dynamic) = catalog_prompt(&kwargs, &agent.llm.model, &secret_names);
+        let (prompt, dynamic) =
+            crate::tools::prompt::system_prompt(&kwargs, &agent.llm.model, &secret_names);
         let mut prompt = match &agent.system_prompt {
             Some(inline) if !inline.is_empty() => inline.clone(),
             _ => prompt,
@@ -1053,14 +1054,6 @@ impl ConversationActor {
             );
         }
     }
-}
-
-fn catalog_prompt(
-    kwargs: &serde_json::Map<String, Value>,
-    model: &str,
-    secret_names: &[String],
-) -> (String, Option<String>) {
-    crate::tools::prompt::system_prompt(kwargs, model, secret_names)
 }
 
 fn truncate_chars(s: &str, n: usize) -> String {
