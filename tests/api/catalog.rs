@@ -362,9 +362,10 @@ fn start_mcp_http_server() -> u16 {
                 web::post().to(|state: web::Data<SseSender>, body: web::Bytes| async move {
                     let msg: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
                     if let Some(a) = rpc_answer(&msg)
-                        && let Some(tx) = state.lock().unwrap().as_ref() {
-                            let _ = tx.send(format!("event: message\ndata: {a}\n\n"));
-                        }
+                        && let Some(tx) = state.lock().unwrap().as_ref()
+                    {
+                        let _ = tx.send(format!("event: message\ndata: {a}\n\n"));
+                    }
                     HttpResponse::Accepted().finish()
                 }),
             )
