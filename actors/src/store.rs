@@ -15,6 +15,8 @@
 //! is the caller's choice through [`Store::flush`].
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 use sled::{Db, IVec, Tree};
@@ -239,6 +241,25 @@ pub struct RecordWrite<'a> {
     pub summary: &'a Summary,
 }
 
+/// Lets one `flush_async` run at a time, and lets callers that wait during
+/// a flush share the next one (group commit).
+///
+/// sled 0.34 runs `flush_async` on its own pool of 7 threads, which only
+/// grows when more than 7 tasks are queued. When every pool thread waits
+/// inside a flush for a log buffer to be written, the task that would write
+/// it queues behind them and never runs; the flushing threads hold sled's
+/// concurrency-control read lock meanwhile, so every later write blocks
+/// too. Eight concurrent flushes (eight conversations created at once)
+/// froze the server this way. One flush at a time keeps the pool free.
+#[derive(Default)]
+struct FlushGate {
+    turn: tokio::sync::Mutex<()>,
+    /// Flushes started so far.
+    started: AtomicU64,
+    /// Number (in `started` order) of the last flush that succeeded.
+    completed: AtomicU64,
+}
+
 /// Handle to the database; cheap to clone (sled handles are shared).
 #[derive(Clone)]
 pub struct Store {
@@ -248,6 +269,7 @@ pub struct Store {
     events: Tree,
     event_ids: Tree,
     meta: Tree,
+    flush_gate: Arc<FlushGate>,
 }
 
 impl std::fmt::Debug for Store {
@@ -280,6 +302,7 @@ impl Store {
             event_ids: db.open_tree("event_ids")?,
             meta: db.open_tree("meta")?,
             db,
+            flush_gate: Arc::default(),
         })
     }
 
@@ -288,9 +311,21 @@ impl Store {
         &self.db
     }
 
-    /// Writes everything buffered to disk and waits for it.
+    /// Writes everything buffered to disk and waits for it. Flushes run one
+    /// at a time (see `FlushGate`); a caller that waited for its turn is
+    /// done when a flush that started after its call has completed.
     pub async fn flush(&self) -> Result<(), StoreError> {
+        let gate = &*self.flush_gate;
+        // A flush numbered above `seen` started after this call, so it
+        // covers every write the caller made before calling.
+        let seen = gate.started.load(Ordering::SeqCst);
+        let _turn = gate.turn.lock().await;
+        if gate.completed.load(Ordering::SeqCst) > seen {
+            return Ok(());
+        }
+        let number = gate.started.fetch_add(1, Ordering::SeqCst) + 1;
         self.db.flush_async().await?;
+        gate.completed.store(number, Ordering::SeqCst);
         Ok(())
     }
 
@@ -600,6 +635,39 @@ mod tests {
         assert_eq!(s.last_seq(&a).unwrap(), 0);
         assert!(s.event_by_id(&a, "id-1").unwrap().is_none());
         assert_eq!(s.last_seq(&b).unwrap(), 1);
+    }
+
+    /// sled 0.34 runs `flush_async` on a small pool of its own; when every
+    /// pool thread waits inside a flush, the buffer write they wait for
+    /// never runs and every later write hangs. Many concurrent flushes must
+    /// all complete. The work runs on its own thread so that a deadlock
+    /// fails the test instead of hanging it.
+    #[test]
+    fn concurrent_flushes_complete() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("db"), 8 << 20).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let ok = actix_rt::System::new().block_on(async move {
+                for round in 0..30u64 {
+                    let tasks = (0..12u64).map(|i| {
+                        let s = s.clone();
+                        async move {
+                            s.append(&Uuid::new_v4(), &[ev(round * 100 + i + 1, "X")], None)?;
+                            s.flush().await
+                        }
+                    });
+                    let all = futures_util::future::join_all(tasks).await;
+                    if !all.iter().all(Result::is_ok) {
+                        return false;
+                    }
+                }
+                true
+            });
+            let _ = tx.send(ok);
+        });
+        let done = rx.recv_timeout(std::time::Duration::from_secs(60));
+        assert_eq!(done, Ok(true), "concurrent flushes did not all complete");
     }
 
     #[test]

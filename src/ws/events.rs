@@ -62,6 +62,8 @@ pub struct EventsSession {
     last_seq: u64,
     /// Replay position and end (inclusive).
     replay: Option<(u64, u64)>,
+    /// The subscription's queue, read only once the replay is done.
+    live: Option<tokio::sync::mpsc::Receiver<Frame>>,
     last_heard: Instant,
     resubscribes: u32,
     /// Consecutive failed subscription attempts.
@@ -120,12 +122,11 @@ impl EventsSession {
                 if act.replay.is_none() {
                     act.last_seq = act.last_seq.max(sub.head);
                 }
-                let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-                    rx.recv().await.map(|f| (f, rx))
-                });
-                // Live frames wait in their bounded queue until the replay is done.
+                // Live frames wait in their bounded queue until the replay
+                // is done: read earlier, a live frame would overtake the
+                // replay chunks still to come (`pump_replay` goes live).
+                act.live = Some(rx);
                 act.pump_replay(ctx);
-                ctx.add_stream(stream);
             }
             Err(ActorError::NotFound) => act.close(ctx, CLOSE_NOT_FOUND, "Conversation not found"),
             Err(ActorError::TooManySubscribers) => act.close(
@@ -157,7 +158,7 @@ impl EventsSession {
     /// following one is read.
     fn pump_replay(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
         let Some((from, head)) = self.replay else {
-            return;
+            return self.go_live(ctx);
         };
         let store = &self.state.store;
         let mut next = from;
@@ -198,7 +199,7 @@ impl EventsSession {
             if next > head || next == from {
                 self.replay = None;
                 self.last_seq = self.last_seq.max(head);
-                return;
+                return self.go_live(ctx);
             }
         }
         self.replay = Some((next, head));
@@ -207,6 +208,16 @@ impl EventsSession {
                 .into_actor(self)
                 .map(|_, act, ctx| act.pump_replay(ctx)),
         );
+    }
+
+    /// Starts reading the subscription's queue (after the replay).
+    fn go_live(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        if let Some(rx) = self.live.take() {
+            let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+                rx.recv().await.map(|f| (f, rx))
+            });
+            ctx.add_stream(stream);
+        }
     }
 
     fn unsubscribe(&mut self) {
@@ -509,6 +520,7 @@ pub async fn connect(
         end: Arc::new(AtomicU8::new(end::NONE)),
         last_seq: 0,
         replay: None,
+        live: None,
         last_heard: Instant::now(),
         resubscribes: 0,
         retries: 0,

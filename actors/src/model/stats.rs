@@ -223,9 +223,26 @@ impl ConversationStats {
     }
 }
 
+/// The full form, serialized straight from the metrics: the record is
+/// stored on every append, so building a `Value` tree of the per-call lists
+/// first (as [`ConversationStats::to_full_value`] does) would double the
+/// cost of each step of a long run.
 impl Serialize for ConversationStats {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.to_full_value().serialize(s)
+        use serde::ser::SerializeMap;
+        struct ByUsage<'a>(&'a [(String, Metrics)]);
+        impl Serialize for ByUsage<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut m = s.serialize_map(Some(self.0.len()))?;
+                for (usage_id, metrics) in self.0 {
+                    m.serialize_entry(usage_id, metrics)?;
+                }
+                m.end()
+            }
+        }
+        let mut m = s.serialize_map(Some(1))?;
+        m.serialize_entry("usage_to_metrics", &ByUsage(&self.usage_to_metrics))?;
+        m.end()
     }
 }
 
@@ -247,6 +264,27 @@ impl<'de> Deserialize<'de> for ConversationStats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn serialize_matches_the_full_value() {
+        let mut stats = ConversationStats::default();
+        for (usage, model) in [("default", "m1"), ("condenser", "m2"), ("default", "m1")] {
+            stats.entry(usage).record(&CallUsage {
+                model: model.into(),
+                response_id: "r".into(),
+                prompt_tokens: 10,
+                completion_tokens: 2,
+                cost: 0.5,
+                latency: 0.25,
+                ..Default::default()
+            });
+        }
+        assert_eq!(serde_json::to_value(&stats).unwrap(), stats.to_full_value());
+        assert_eq!(
+            serde_json::to_string(&stats).unwrap(),
+            stats.to_full_value().to_string()
+        );
+    }
 
     #[test]
     fn record_and_forms() {
