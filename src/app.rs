@@ -225,6 +225,7 @@ impl Application {
         .listen(listener)
         .map_err(|e| StartError(format!("cannot listen: {e}")))?
         .run();
+        crate::ops::memory::start_trimmer(settings.memory_trim_seconds);
         state.ready.store(true, Ordering::SeqCst);
         Ok(Application {
             port,

@@ -130,6 +130,8 @@ pub struct Settings {
     pub runtime_idle_timeout_seconds: Option<f64>,
     /// Concurrent agent runs.
     pub max_concurrent_runs: usize,
+    /// Seconds between returns of freed heap memory to the system (0: off).
+    pub memory_trim_seconds: Option<u64>,
     /// Reference compatibility; not acted on.
     pub enable_vscode: bool,
     /// Reference compatibility; not acted on.
@@ -204,6 +206,7 @@ const ENV_KEYS: &[(&str, Kind, bool)] = &[
     ("web_url", Kind::Str, true),
     ("runtime_idle_timeout_seconds", Kind::Float, true),
     ("max_concurrent_runs", Kind::Int, false),
+    ("memory_trim_seconds", Kind::Int, true),
     ("enable_vscode", Kind::Bool, false),
     ("vscode_port", Kind::Int, false),
     ("vscode_base_path", Kind::Str, true),

@@ -20,6 +20,8 @@ use crate::server::{Server, ServerSpec};
 pub fn start_server(opts: &Opts, env: &[(&str, String)]) -> Result<Server, String> {
     let mut all = vec![("OH_STORAGE_DURABILITY".to_string(), opts.durability.clone())];
     all.extend(env.iter().map(|(k, v)| (k.to_string(), v.clone())));
+    // Operator overrides (`--set`) come last and win.
+    all.extend(opts.set.iter().cloned());
     Server::start(&ServerSpec {
         binary: &opts.server,
         log_level: &opts.log,

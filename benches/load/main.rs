@@ -47,6 +47,7 @@ Options:
   --server PATH       the binary to drive (default: the one cargo built)
   --log LEVEL         RUST_LOG of the server (default: warn)
   --durability MODE   storage.durability of the server: sync (default) or relaxed
+  --set OH_KEY=VALUE  an extra server setting (repeatable), e.g. OH_STORAGE_CACHE_MB=16
   --markdown FILE     also append the result tables to FILE
 ";
 
@@ -81,6 +82,8 @@ pub struct Opts {
     pub criterion_dir: Option<PathBuf>,
     /// Markdown output file.
     pub markdown: Option<PathBuf>,
+    /// Extra server settings (`--set OH_KEY=VALUE`).
+    pub set: Vec<(String, String)>,
 }
 
 fn default_server() -> PathBuf {
@@ -103,6 +106,7 @@ fn parse(args: &[String]) -> Result<(String, Opts), String> {
         size_mib: None,
         criterion_dir: None,
         markdown: None,
+        set: vec![],
     };
     let mut scenario = None;
     let mut it = args.iter();
@@ -131,6 +135,15 @@ fn parse(args: &[String]) -> Result<(String, Opts), String> {
             "--size-mib" => opts.size_mib = Some(num(a, value(a)?)?),
             "--criterion-dir" => opts.criterion_dir = Some(PathBuf::from(value(a)?)),
             "--markdown" => opts.markdown = Some(PathBuf::from(value(a)?)),
+            "--set" => {
+                let v = value(a)?;
+                match v.split_once('=') {
+                    Some((k, val)) if k.starts_with("OH_") => {
+                        opts.set.push((k.to_string(), val.to_string()))
+                    }
+                    _ => return Err(format!("--set expects OH_KEY=VALUE, got {v:?}")),
+                }
+            }
             s if s.starts_with("--") => return Err(format!("unknown option {s}")),
             s if scenario.is_none() => scenario = Some(s.to_string()),
             s => return Err(format!("unexpected argument {s}")),

@@ -117,6 +117,37 @@ pub fn is_condensation(e: &Event) -> bool {
     matches!(&e.body, EventBody::Other { kind, .. } if kind == "Condensation")
 }
 
+/// Drops from a cached view what no later view can show: the events any
+/// condensation forgot, and the condensations older than the latest one
+/// with a summary. `effective` gives the same result before and after, and
+/// the cache of a condensed conversation stays as small as its view
+/// instead of growing with its history.
+pub fn compact(events: &mut Vec<Event>) {
+    let mut forgotten: HashSet<String> = HashSet::new();
+    let mut latest_summary = None;
+    for (i, e) in events.iter().enumerate() {
+        if let Some(c) = Condensation::from_event(e) {
+            if c.summary.is_some() && c.offset.is_some() {
+                latest_summary = Some(i);
+            }
+            forgotten.extend(c.forgotten);
+        }
+    }
+    if forgotten.is_empty() && latest_summary.is_none() {
+        return;
+    }
+    let mut i = 0;
+    events.retain(|e| {
+        let keep = if is_condensation(e) {
+            latest_summary.is_none_or(|l| i >= l)
+        } else {
+            !forgotten.contains(&e.id)
+        };
+        i += 1;
+        keep
+    });
+}
+
 /// The view after applying every condensation: forgotten events removed,
 /// the latest summary inserted (as a user message) at its offset.
 pub fn effective(events: &[Event]) -> Vec<Event> {
@@ -305,5 +336,45 @@ mod tests {
         assert_eq!(eff.len(), 2 + 1 + 5);
         assert_eq!(eff[2].id, "c1-summary");
         assert!(plan(&eff, 2, 8, 2).is_none(), "already small enough");
+    }
+
+    fn condensation(id: &str, forgotten: &[&str], summary: &str) -> Event {
+        Event {
+            id: id.into(),
+            timestamp: "t".into(),
+            source: Source::Environment,
+            body: Condensation::body(
+                forgotten.iter().map(|s| s.to_string()).collect(),
+                summary.into(),
+                1,
+                "r".into(),
+            ),
+        }
+    }
+
+    #[test]
+    fn compact_keeps_the_effective_view() {
+        let mut events: Vec<Event> = (0..10).map(|i| msg(&format!("e{i}"), "user")).collect();
+        events.push(condensation("c1", &["e1", "e2", "e3"], "S1"));
+        events.extend((10..14).map(|i| msg(&format!("e{i}"), "user")));
+        events.push(condensation("c2", &["e4", "e5", "e6", "e7"], "S2"));
+        events.push(msg("e14", "user"));
+        let ids = |v: &[Event]| v.iter().map(|e| e.id.clone()).collect::<Vec<_>>();
+        let before = ids(&effective(&events));
+        let mut compacted = events.clone();
+        compact(&mut compacted);
+        assert_eq!(ids(&effective(&compacted)), before);
+        assert_eq!(
+            ids(&compacted),
+            ["e0", "e8", "e9", "e10", "e11", "e12", "e13", "c2", "e14"],
+            "forgotten events and the older condensation are gone"
+        );
+        // Idempotent, and a view with no condensation is left alone.
+        let again = compacted.clone();
+        compact(&mut compacted);
+        assert_eq!(ids(&compacted), ids(&again));
+        let mut plain: Vec<Event> = (0..3).map(|i| msg(&format!("p{i}"), "user")).collect();
+        compact(&mut plain);
+        assert_eq!(plain.len(), 3);
     }
 }

@@ -110,7 +110,11 @@ impl RunState {
     /// Keeps the LLM view current as events are appended.
     pub fn observe(&mut self, events: Vec<Event>) {
         if let Some(view) = &mut self.view {
+            let condensed = events.iter().any(condense::is_condensation);
             view.extend(events.into_iter().filter(view::is_llm_event));
+            if condensed {
+                condense::compact(view);
+            }
         }
     }
 }
@@ -244,6 +248,7 @@ impl ConversationActor {
             ),
             _ => None,
         });
+        self.release_view_when_idle();
         let Some(text) = text.filter(|t| !t.trim().is_empty()) else {
             return;
         };
@@ -303,6 +308,7 @@ impl ConversationActor {
                     ),
                 }
             }
+            condense::compact(&mut events);
             self.run.view = Some(events);
         }
         self.run.view.get_or_insert_with(Vec::new)
@@ -972,6 +978,17 @@ impl ConversationActor {
             }
             self.start_run(ctx);
         }
+        self.release_view_when_idle();
+    }
+
+    /// Drops the cached agent view unless a run is active: an idle
+    /// conversation holds no copy of its history in memory (the next run
+    /// rebuilds it from the log), so memory does not grow with the history
+    /// of conversations that are not running.
+    fn release_view_when_idle(&mut self) {
+        if !self.run.active {
+            self.run.view = None;
+        }
     }
 
     /// Cancels the step in flight; unanswered actions get `reason` as an error.
@@ -1242,6 +1259,7 @@ impl Handler<AskAgent> for ConversationActor {
         };
         cfg.usage_id = "ask-agent-llm".into();
         let mut messages = view::build_messages(self.view_events());
+        self.release_view_when_idle();
         messages.push(ChatMessage::user(msg.question));
         let http = self.deps.http.clone();
         Box::pin(async move {
