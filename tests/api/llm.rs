@@ -2,7 +2,7 @@
 //! and Anthropic messages protocols (plain JSON or SSE streams), answering
 //! agent requests from a script and recording every request.
 //!
-//! Requests without tools (title generation, ask_agent) get a short text
+//! Requests without tools (title generation, condensation) get a short text
 //! answer and do not consume the script. An exhausted script answers with a
 //! `finish` call so that no run can hang on it.
 

@@ -5,6 +5,7 @@
 mod agent;
 mod bash;
 mod catalog;
+mod client_flows;
 mod conversations;
 mod faults;
 mod files;

@@ -121,9 +121,16 @@ def search_events(conversation_id: str) -> list[dict[str, Any]]:
     raise AssertionError("events/search did not stop paging after 1000 pages")
 
 
-def mock_reset(steps: list[dict[str, Any]] | None = None, fail: dict[str, Any] | None = None) -> None:
-    """Installs a fresh script in the mock LLM and clears its request log."""
-    r = http("POST", MOCK + "/_mock/reset", {"steps": steps or [], "fail": fail})
+def mock_reset(
+    steps: list[dict[str, Any]] | None = None,
+    fail: dict[str, Any] | None = None,
+    plain: str | None = None,
+) -> None:
+    """Installs a fresh script in the mock LLM and clears its request log.
+
+    ``plain`` is the text answered to requests without tools (titles, summaries).
+    """
+    r = http("POST", MOCK + "/_mock/reset", {"steps": steps or [], "fail": fail, "plain": plain})
     expect(r.status == 200, f"mock reset failed: {r.status}")
 
 
@@ -309,3 +316,110 @@ def client_llm(model: str = "openai/mock-model", **kw: Any) -> Any:
     from pydantic import SecretStr
 
     return LLM(model=model, api_key=SecretStr("sk-interop-mock"), base_url=MOCK, **kw)
+
+
+# -- helpers for the agent-run scenarios --------------------------------------------
+
+
+def agent_calls() -> list[dict[str, Any]]:
+    """The mock's recorded agent turns (requests that offered tools)."""
+    return [r for r in mock_log()["requests"] if r["body"].get("tools")]
+
+
+def conversation_info(conversation_id: Any) -> dict[str, Any]:
+    """``GET /api/conversations/{id}`` read back over REST."""
+    r = api("GET", f"/api/conversations/{conversation_id}")
+    expect(r.status == 200, f"GET conversation answered {r.status}: {r.text()[:300]}")
+    return r.json()
+
+
+def wait_status(conversation_id: Any, want: str | set[str], timeout: float) -> str:
+    """Polls the REST status until it is ``want`` (one or a set); returns it."""
+    wanted = {want} if isinstance(want, str) else set(want)
+    seen: list[str] = []
+
+    def reached() -> str | None:
+        status = conversation_info(conversation_id)["execution_status"]
+        if not seen or seen[-1] != status:
+            seen.append(status)
+        return status if status in wanted else None
+
+    try:
+        return wait_for(reached, timeout, f"execution_status in {sorted(wanted)}", interval=0.1)
+    except AssertionError as e:
+        raise AssertionError(f"{e}; statuses seen {seen}") from None
+
+
+def kinds(events: list[Any]) -> list[str]:
+    """Event kinds (dicts from REST or client Event objects), state updates left out."""
+    out = []
+    for e in events:
+        kind = e.get("kind") if isinstance(e, dict) else type(e).__name__
+        if kind != CSUE:
+            out.append(kind)
+    return out
+
+
+def of_kind(events: list[dict[str, Any]], kind: str, tool: str | None = None) -> list[dict[str, Any]]:
+    """REST events of one kind, optionally for one tool."""
+    return [e for e in events if e["kind"] == kind and (tool is None or e.get("tool_name") == tool)]
+
+
+def terminal_call(command: str, risk: str = "LOW", **extra: Any) -> dict[str, Any]:
+    """A scripted ``terminal`` tool call."""
+    return {"name": "terminal", "arguments": {"command": command, "security_risk": risk, **extra}}
+
+
+def finish_call(message: str = "Done.") -> dict[str, Any]:
+    """A scripted ``finish`` tool call."""
+    return {"name": "finish", "arguments": {"message": message}}
+
+
+def default_agent(**llm_kw: Any) -> Any:
+    """The client's default agent (CLI mode: no browser) on the mock LLM."""
+    from openhands.tools.preset.default import get_default_agent
+
+    return get_default_agent(llm=client_llm(**llm_kw), cli_mode=True)
+
+
+def remote_workspace(working_dir: str) -> Any:
+    """A ``RemoteWorkspace`` on our server; the directory is created on this machine."""
+    from openhands.sdk import Workspace
+
+    os.makedirs(os.path.join(SERVER_CWD, working_dir), exist_ok=True)
+    return Workspace(host=SERVER, api_key=API_KEY, working_dir=working_dir)
+
+
+def tool_results(api_kind: str, body: dict[str, Any]) -> dict[str, str]:
+    """tool call id -> result text (JSON-encoded content), from one LLM request's history."""
+    out: dict[str, str] = {}
+    for m in body.get("messages", []):
+        if api_kind == "openai" and m.get("role") == "tool":
+            out[m["tool_call_id"]] = json.dumps(m.get("content"))
+        if api_kind == "anthropic" and isinstance(m.get("content"), list):
+            for block in m["content"]:
+                if block.get("type") == "tool_result":
+                    out[block["tool_use_id"]] = json.dumps(block.get("content"))
+    return out
+
+
+@contextmanager
+def time_limit(seconds: float, what: str) -> Iterator[None]:
+    """Fails the enclosing check when the block took longer than ``seconds``."""
+    started = time.monotonic()
+    yield
+    took = time.monotonic() - started
+    expect(took <= seconds, f"{what} took {took:.1f}s, limit {seconds}s")
+
+
+def fresh_state(conv: Any) -> Any:
+    """``conv.state`` after ``refresh_from_server()``.
+
+    The 1.24.0 client validates ``confirmation_policy``, ``security_analyzer``
+    and ``agent`` from its cached state dict with a discriminated-union
+    validator that pops ``"kind"`` from that very dict, so a second read of
+    the same property fails with "Unknown kind ''" (against any server).
+    Refreshing replaces the dict; read each such property once per refresh.
+    """
+    conv.state.refresh_from_server()
+    return conv.state

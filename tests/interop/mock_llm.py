@@ -17,13 +17,22 @@ Control routes, used by the scenarios between runs (never by the server):
 
 * ``POST /_mock/reset``  body ``{"steps": [...], "fail": {"status": 401, "times": n}}``:
   installs a script, forgets recorded requests. A step is
-  ``{"text": "...", "tool_calls": [{"name": "...", "arguments": {...}}]}``.
+  ``{"text": "...", "tool_calls": [{"name": "...", "arguments": {...}}]}``,
+  optionally with ``"delay": seconds`` (the answer starts that much later, so a
+  test can act while the server waits for the LLM), ``"fail": status`` (this
+  one request fails in the provider's error format) or ``"reasoning": "..."``
+  (streamed as reasoning deltas before the text, OpenAI streams only).
+  ``"plain": "..."`` in the reset body replaces the text answered to requests
+  without tools.
   ``fail`` makes the next ``times`` requests (all of them when ``times`` is
   absent) fail with ``status`` in the provider's error format.
 * ``GET /_mock/requests``: every request seen since the last reset
   (``api``, ``path``, ``headers``, ``body``, ``answer``), the unused step count
   and the overrun count.
 * ``GET /_mock/health``: ``{"ok": true}``.
+* ``GET /_mock/secret``: the text ``LOOKUP_SECRET_VALUE`` when the request has
+  ``Authorization: Bearer LOOKUP_SECRET_KEY``, else 401 (a ``LookupSecret``
+  source for the secrets scenario).
 
 Run: ``python3 mock_llm.py --port 0 --port-file FILE``; the chosen port is
 written to FILE once the socket listens. This file must not talk to anything
@@ -44,6 +53,8 @@ from typing import Any
 TITLE_TEXT = "Interop test conversation"
 FINISH_ON_OVERRUN = {"name": "finish", "arguments": {"message": "Mock script exhausted."}}
 USAGE_IN, USAGE_OUT = 120, 30
+LOOKUP_SECRET_VALUE = "lk-from-lookup-789"
+LOOKUP_SECRET_KEY = "lookup-bearer-key"
 
 
 class Script:
@@ -56,6 +67,8 @@ class Script:
         self.requests: list[dict[str, Any]] = []
         self.overruns = 0
         self.serial = 0
+        self.plain = TITLE_TEXT
+        self.secret_lookups = 0
 
     def reset(self, spec: dict[str, Any]) -> None:
         with self.lock:
@@ -63,6 +76,8 @@ class Script:
             self.fail = spec.get("fail")
             self.requests = []
             self.overruns = 0
+            self.plain = str(spec.get("plain") or TITLE_TEXT)
+            self.secret_lookups = 0
 
     def next_id(self) -> int:
         with self.lock:
@@ -83,9 +98,11 @@ class Script:
                     record["answer"] = answer
                     return answer
             if not body.get("tools"):
-                answer = {"text": TITLE_TEXT, "tool_calls": []}
+                answer = {"text": self.plain, "tool_calls": []}
             elif self.steps:
                 answer = self.steps.pop(0)
+                if "fail" in answer:
+                    answer = dict(answer, fail=int(answer["fail"]))
             else:
                 self.overruns += 1
                 answer = {"text": "", "tool_calls": [FINISH_ON_OVERRUN]}
@@ -98,6 +115,7 @@ class Script:
                 "requests": list(self.requests),
                 "remaining": len(self.steps),
                 "overruns": self.overruns,
+                "secret_lookups": self.secret_lookups,
             }
 
 
@@ -170,6 +188,14 @@ def missing_fields(api: str, body: dict[str, Any]) -> str | None:
             return f"{field}: Field required"
     if not isinstance(body["messages"], list) or not body["messages"]:
         return "messages: at least one message is required"
+    if api == "anthropic" and not body.get("tools"):
+        for m in body["messages"]:
+            blocks = m.get("content") if isinstance(m, dict) else None
+            if isinstance(blocks, list) and any(
+                isinstance(b, dict) and b.get("type") in ("tool_use", "tool_result") for b in blocks
+            ):
+                # The real Messages API refuses a history with tool blocks and no tool definitions.
+                return "Requests which include `tool_use` or `tool_result` blocks must define tools."
     return None
 
 
@@ -218,6 +244,18 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(200, SCRIPT.snapshot())
         elif self.path == "/_mock/health":
             self.send_json(200, {"ok": True})
+        elif self.path == "/_mock/secret":
+            with SCRIPT.lock:
+                SCRIPT.secret_lookups += 1
+            if self.headers.get("Authorization") != f"Bearer {LOOKUP_SECRET_KEY}":
+                self.send_json(401, {"error": {"message": "bad lookup key"}})
+                return
+            data = LOOKUP_SECRET_VALUE.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
         else:
             self.send_json(404, {"error": {"message": f"no route {self.path}"}})
 
@@ -256,6 +294,8 @@ class Handler(BaseHTTPRequestHandler):
         }
         answer = SCRIPT.decide(record)
         serial = SCRIPT.next_id()
+        # Bounded: a script asks for seconds, never for a hang.
+        time.sleep(min(float(answer.get("delay") or 0), 120.0))
         model = str(body.get("model", "mock-model"))
         if "fail" in answer:
             self.failure(api, answer["fail"])
@@ -312,6 +352,8 @@ class Handler(BaseHTTPRequestHandler):
         msg, finish = openai_message(answer, serial)
         self.start_stream()
         event({"role": "assistant", "content": ""})
+        for part in pieces(answer.get("reasoning") or ""):
+            event({"reasoning_content": part})
         for part in pieces(answer.get("text") or ""):
             event({"content": part})
         for i, call in enumerate(msg.get("tool_calls") or []):

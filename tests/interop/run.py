@@ -37,6 +37,12 @@ SCENARIOS: dict[str, tuple[Path, list[str], int]] = {
     **{f"seed:{v}": (HERE / "scenarios" / "seed.py", [v], 90) for v in SEED_VARIANTS},
     "workspace": (HERE / "scenarios" / "workspace.py", [], 120),
     "seed-docs": (HERE / "scenarios" / "seed_docs.sh", [], 90),
+    "run-control": (HERE / "scenarios" / "control.py", [], 150),
+    "confirmation": (HERE / "scenarios" / "confirmation.py", [], 150),
+    "secrets": (HERE / "scenarios" / "secrets.py", [], 90),
+    "limits": (HERE / "scenarios" / "limits.py", [], 150),
+    "conversation-api": (HERE / "scenarios" / "conversation_api.py", [], 150),
+    "model-input": (HERE / "scenarios" / "context.py", [], 150),
 }
 
 

@@ -268,6 +268,19 @@ impl ConversationActor {
         })
     }
 
+    /// Sends `Ok` on `tx` once `seq` is durable (at once when it already is).
+    pub(super) fn reply_when_durable(
+        &mut self,
+        seq: u64,
+        tx: oneshot::Sender<Result<(), ActorError>>,
+    ) {
+        if self.publisher.durable() >= seq {
+            let _ = tx.send(Ok(()));
+        } else {
+            self.waiters.push((seq, tx));
+        }
+    }
+
     fn resolve_waiters(&mut self, result: Result<(), ActorError>) {
         let durable = self.publisher.durable();
         let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.waiters)

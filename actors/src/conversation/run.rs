@@ -9,6 +9,11 @@
 //! `ActionEvent` per tool call → (confirmation?) → run the tools one by one,
 //! appending each observation → next step; until `finish`, a text answer,
 //! the iteration cap, a stuck pattern, pause, interrupt or an error.
+//!
+//! Like the reference, whose pause waits for the state lock a running step
+//! holds, `/pause` answers once the step in flight has ended and the pause
+//! has been recorded; streamed token deltas are published before the events
+//! of the answer they spell.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -16,7 +21,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use serde_json::{Value, json};
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
 use super::ActorError;
 use super::actor::ConversationActor;
@@ -81,6 +86,10 @@ pub struct RunState {
     skip_condense: bool,
     /// The context-window recovery was already tried in this run.
     tried_hard_condense: bool,
+    /// `/pause` callers waiting for the step in flight to end.
+    pause_waiters: Vec<oneshot::Sender<Result<(), ActorError>>>,
+    /// Token deltas of the streaming LLM call in flight, in arrival order.
+    deltas: Option<mpsc::UnboundedReceiver<llm::StreamDelta>>,
     tools: Tools,
 }
 
@@ -269,7 +278,7 @@ impl ConversationActor {
             ChatMessage::user(truncate_chars(&text, 2000)),
         ];
         ctx.spawn(
-            async move { llm::ask(&http, &cfg, &messages).await }
+            async move { llm::ask(&http, &cfg, &messages, &[]).await }
                 .into_actor(self)
                 .map(move |res, act, ctx| {
                     let title = match res {
@@ -434,6 +443,10 @@ impl ConversationActor {
         if !self.run.active || self.gone {
             return;
         }
+        if !self.run.pause_waiters.is_empty() {
+            // A pause asked for during the last step takes effect here.
+            return self.end_run(ctx);
+        }
         match self.record.execution_status {
             ExecutionStatus::Paused
             | ExecutionStatus::Stuck
@@ -477,34 +490,23 @@ impl ConversationActor {
             Ok(c) => c,
             Err(e) => return self.fail_run(ctx, e.code(), e.detail()),
         };
-        let names = self.tool_names();
-        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        let tools: Vec<ToolSpec> = catalog::tool_specs(
-            &refs,
-            &self.record.workspace.working_dir,
-            vision(&self.record.agent.llm),
-        )
-        .into_iter()
-        .map(|t| ToolSpec {
-            name: t.name,
-            description: t.description,
-            parameters: t.parameters,
-        })
-        .collect();
+        let tools = self.llm_tools();
         let messages = view::build_messages(self.view_events());
         self.run.llm_saw_upto = self.last_seq;
         let http = self.deps.http.clone();
         let generation = self.run.generation;
         let counters = self.deps.counters.clone();
         let me = ctx.address();
+        let (delta_tx, delta_rx) = mpsc::unbounded_channel();
+        self.run.deltas = cfg.stream.then_some(delta_rx);
         let handle = ctx.spawn(
             async move {
-                // Token deltas go to subscribers as they arrive (never stored).
+                // Token deltas go to subscribers as they arrive (never stored);
+                // the queue keeps them ahead of this call's completion.
                 let on_delta = move |d: llm::StreamDelta| {
-                    me.do_send(Delta {
-                        generation,
-                        delta: d,
-                    })
+                    if delta_tx.send(d).is_ok() {
+                        me.do_send(DeltasReady { generation });
+                    }
                 };
                 let stream = cfg.stream;
                 let started = std::time::Instant::now();
@@ -531,11 +533,56 @@ impl ConversationActor {
             .into_actor(self)
             .map(move |res, act, ctx| {
                 if act.run.generation == generation && act.run.active {
+                    act.publish_deltas();
+                    act.run.deltas = None;
                     act.on_llm(res, ctx);
                 }
             }),
         );
         self.run.handle = Some(handle);
+    }
+
+    /// The tool definitions offered to the LLM.
+    fn llm_tools(&self) -> Vec<ToolSpec> {
+        let names = self.tool_names();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        catalog::tool_specs(
+            &refs,
+            &self.record.workspace.working_dir,
+            vision(&self.record.agent.llm),
+        )
+        .into_iter()
+        .map(|t| ToolSpec {
+            name: t.name,
+            description: t.description,
+            parameters: t.parameters,
+        })
+        .collect()
+    }
+
+    /// Publishes the queued token deltas of the LLM call in flight.
+    fn publish_deltas(&mut self) {
+        let Some(mut rx) = self.run.deltas.take() else {
+            return;
+        };
+        while let Ok(delta) = rx.try_recv() {
+            let (content, reasoning) = match delta {
+                llm::StreamDelta::Content(c) => (Value::String(c), Value::Null),
+                llm::StreamDelta::Reasoning(r) => (Value::Null, Value::String(r)),
+            };
+            let mut fields = serde_json::Map::new();
+            fields.insert("content".into(), content);
+            fields.insert("reasoning_content".into(), reasoning);
+            let ev = self.new_event(
+                Source::Agent,
+                EventBody::Other {
+                    kind: "StreamingDeltaEvent".into(),
+                    fields,
+                },
+            );
+            self.publish_ephemeral(ev);
+        }
+        self.run.deltas = Some(rx);
     }
 
     fn stats_event(&mut self, r: &llm::LlmResponse) -> Event {
@@ -957,12 +1004,14 @@ impl ConversationActor {
         }
         self.run.active = false;
         self.run.queue.clear();
+        self.run.deltas = None;
         if let Some(h) = self.run.handle.take() {
             ctx.cancel_future(h);
         }
         if self.run.permit.take().is_some() {
             Counters::sub(&self.deps.counters.runs_active, 1);
         }
+        self.settle_pause(ctx);
         let snap = self.full_state_event();
         self.publish_ephemeral(snap);
         let unseen_message = self.run.last_user_seq > self.run.llm_saw_upto;
@@ -991,9 +1040,41 @@ impl ConversationActor {
         }
     }
 
+    /// Answers the pauses asked for while a step was in flight. The
+    /// conversation pauses now unless the run ended otherwise: like the
+    /// reference, only an idle or running conversation is paused.
+    fn settle_pause(&mut self, ctx: &mut Context<Self>) {
+        let waiters = std::mem::take(&mut self.run.pause_waiters);
+        if waiters.is_empty() {
+            return;
+        }
+        let seq = if matches!(
+            self.record.execution_status,
+            ExecutionStatus::Idle | ExecutionStatus::Running
+        ) {
+            let mut events: Vec<Event> = self
+                .set_status(ExecutionStatus::Paused)
+                .into_iter()
+                .collect();
+            events.push(self.new_event(Source::User, EventBody::Pause));
+            self.append(ctx, events, true)
+        } else {
+            Ok(self.last_seq)
+        };
+        for tx in waiters {
+            match &seq {
+                Ok(seq) => self.reply_when_durable(*seq, tx),
+                Err(e) => {
+                    let _ = tx.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+
     /// Cancels the step in flight; unanswered actions get `reason` as an error.
     fn cancel_step(&mut self, ctx: &mut Context<Self>, reason: &str) -> Vec<Event> {
         self.run.generation += 1;
+        self.run.deltas = None;
         if let Some(h) = self.run.handle.take() {
             ctx.cancel_future(h);
         }
@@ -1029,9 +1110,14 @@ impl ConversationActor {
                 ctx.cancel_future(h);
             }
             self.run.active = false;
+            self.run.deltas = None;
             if self.run.permit.take().is_some() {
                 Counters::sub(&self.deps.counters.runs_active, 1);
             }
+        }
+        // Closing stops the run, which is what a pending pause asked for.
+        for tx in std::mem::take(&mut self.run.pause_waiters) {
+            let _ = tx.send(Ok(()));
         }
         self.run.tools.terminal.take()
     }
@@ -1071,6 +1157,15 @@ impl ConversationActor {
             );
         }
     }
+}
+
+/// The user turn of an `ask_agent` question.
+fn ask_prompt(question: &str) -> String {
+    format!(
+        "A side question about the work in this conversation so far; answer it from what \
+         happened above.\n\nQuestion: {question}\n\nThis is only a question: do not call any \
+         tool, reply with text."
+    )
 }
 
 fn truncate_chars(s: &str, n: usize) -> String {
@@ -1146,6 +1241,20 @@ impl Handler<Pause> for ConversationActor {
         if let Err(e) = self.gone_guard() {
             return Box::pin(async move { Err(e) });
         }
+        if self.run.active && self.run.permit.is_some() {
+            // A step is in flight: the pause takes effect, and is answered,
+            // when it ends (`step`, `end_run`), so that a `/run` right after
+            // this answer resumes instead of meeting the winding-down run.
+            let (tx, rx) = oneshot::channel();
+            self.run.pause_waiters.push(tx);
+            return Box::pin(async move {
+                rx.await.unwrap_or_else(|_| {
+                    Err(ActorError::Unavailable(
+                        "the conversation restarted before the pause took effect".into(),
+                    ))
+                })
+            });
+        }
         if !matches!(
             self.record.execution_status,
             ExecutionStatus::Idle | ExecutionStatus::Running
@@ -1161,7 +1270,10 @@ impl Handler<Pause> for ConversationActor {
             Ok(s) => s,
             Err(e) => return Box::pin(async move { Err(e) }),
         };
-        if !self.run.active {
+        if self.run.active {
+            // Still waiting for a run slot: no step to wait for.
+            self.end_run(ctx);
+        } else {
             let snap = self.full_state_event();
             self.publish_ephemeral(snap);
         }
@@ -1258,12 +1370,15 @@ impl Handler<AskAgent> for ConversationActor {
             Err(e) => return Box::pin(async move { Err(ActorError::BadRequest(e.detail())) }),
         };
         cfg.usage_id = "ask-agent-llm".into();
+        // The tools are offered because providers refuse a history holding
+        // tool calls without their definitions; the prompt asks for text.
+        let tools = self.llm_tools();
         let mut messages = view::build_messages(self.view_events());
         self.release_view_when_idle();
-        messages.push(ChatMessage::user(msg.question));
+        messages.push(ChatMessage::user(ask_prompt(&msg.question)));
         let http = self.deps.http.clone();
         Box::pin(async move {
-            let r = llm::ask(&http, &cfg, &messages)
+            let r = llm::ask(&http, &cfg, &messages, &tools)
                 .await
                 .map_err(|e| ActorError::Upstream(format!("{}: {}", e.code(), e.detail())))?;
             if r.content.trim().is_empty() {
@@ -1299,36 +1414,20 @@ impl Handler<SwitchLlm> for ConversationActor {
     }
 }
 
-/// A streamed token delta of the LLM call in flight.
+/// Token deltas of the LLM call in flight are queued (`RunState::deltas`).
 #[derive(Message)]
 #[rtype(result = "()")]
-struct Delta {
+struct DeltasReady {
     generation: u64,
-    delta: llm::StreamDelta,
 }
 
-impl Handler<Delta> for ConversationActor {
+impl Handler<DeltasReady> for ConversationActor {
     type Result = ();
 
-    fn handle(&mut self, msg: Delta, _ctx: &mut Context<Self>) {
-        if msg.generation != self.run.generation || !self.run.active {
-            return;
+    fn handle(&mut self, msg: DeltasReady, _ctx: &mut Context<Self>) {
+        if msg.generation == self.run.generation && self.run.active {
+            self.publish_deltas();
         }
-        let (content, reasoning) = match msg.delta {
-            llm::StreamDelta::Content(c) => (Value::String(c), Value::Null),
-            llm::StreamDelta::Reasoning(r) => (Value::Null, Value::String(r)),
-        };
-        let mut fields = serde_json::Map::new();
-        fields.insert("content".into(), content);
-        fields.insert("reasoning_content".into(), reasoning);
-        let ev = self.new_event(
-            Source::Agent,
-            EventBody::Other {
-                kind: "StreamingDeltaEvent".into(),
-                fields,
-            },
-        );
-        self.publish_ephemeral(ev);
     }
 }
 
@@ -1417,7 +1516,7 @@ impl ConversationActor {
         let in_run = self.run.active;
         let usage_id = llm_cfg.usage_id.clone();
         let handle = ctx.spawn(
-            async move { llm::ask(&http, &llm_cfg, &messages).await }
+            async move { llm::ask(&http, &llm_cfg, &messages, &[]).await }
                 .into_actor(self)
                 .map(move |res, act, ctx| {
                     if in_run && (act.run.generation != generation || !act.run.active) {

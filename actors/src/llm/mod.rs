@@ -49,14 +49,17 @@ pub async fn complete(
     call(client, cfg, messages, tools, cfg.stream, on_delta).await
 }
 
-/// The same request without tools and without streaming, for one-shot questions
-/// (title generation, ask_agent).
+/// The same request without streaming, for one-shot questions (title
+/// generation, condensation, ask_agent). `tools` is empty except where the
+/// history holds tool calls the provider only accepts next to their
+/// definitions (ask_agent).
 pub async fn ask(
     client: &reqwest::Client,
     cfg: &LlmConfig,
     messages: &[ChatMessage],
+    tools: &[ToolSpec],
 ) -> Result<LlmResponse, LlmError> {
-    call(client, cfg, messages, &[], false, None).await
+    call(client, cfg, messages, tools, false, None).await
 }
 
 /// The endpoint and JSON body `complete` would send (for logs and tests; holds no key).

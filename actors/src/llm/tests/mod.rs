@@ -799,7 +799,7 @@ async fn ask_sends_no_tools_and_does_not_stream() {
     let srv = Server::start(vec![ok_openai()]);
     let mut c = cfg("openai/gpt-4o", &srv.base);
     c.stream = true;
-    let r = bounded(ask(&client(), &c, &[ChatMessage::user("title?")]))
+    let r = bounded(ask(&client(), &c, &[ChatMessage::user("title?")], &[]))
         .await
         .expect("ask");
     assert_eq!(r.content, "done");
@@ -864,7 +864,7 @@ fn the_future_is_send() {
     let f = |_: StreamDelta| {};
     let fut = complete(&client, &c, &[], &[], Some(&f));
     assert_send(&fut);
-    let fut = ask(&client, &c, &[]);
+    let fut = ask(&client, &c, &[], &[]);
     assert_send(&fut);
 }
 
