@@ -21,6 +21,7 @@ if [[ "${1:-}" == "--quick" ]]; then
 fi
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}"
 out="${BENCH_OUT:-docs-notes/benchmarks.md}"
+mkdir -p "$(dirname "$out")"
 tables="$(mktemp)"
 trap 'rm -f "$tables"' EXIT
 

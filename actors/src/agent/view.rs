@@ -178,8 +178,16 @@ fn message_to_chat(m: &Message, extended: &[Content]) -> ChatMessage {
 
 /// Builds the LLM messages from the conversation's LLM events.
 pub fn build_messages(events: &[Event]) -> Vec<ChatMessage> {
-    let effective = crate::agent::condense::effective(events);
-    let events = effective.as_slice();
+    // Only a condensed view needs rewriting (and a cached one is compacted,
+    // so small); an uncondensed one is read in place rather than copied on
+    // every step.
+    let effective;
+    let events = if events.iter().any(crate::agent::condense::is_condensation) {
+        effective = crate::agent::condense::effective(events);
+        effective.as_slice()
+    } else {
+        events
+    };
     let answered: HashSet<&str> = events
         .iter()
         .filter_map(|e| match &e.body {

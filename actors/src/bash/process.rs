@@ -35,9 +35,16 @@ pub fn sanitized_env(
     base.into_iter().filter(|(k, _)| !is_withheld(k)).collect()
 }
 
-/// Starts `shell -c command` in `cwd`, in a new session (so its process
-/// group can be signalled as a whole and it has no controlling terminal),
-/// with stdout and stderr piped and stdin empty.
+/// Whether the server has a controlling terminal (started from an
+/// interactive shell rather than by a service manager or in a container).
+fn has_controlling_terminal() -> bool {
+    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HAS.get_or_init(|| std::fs::File::open("/dev/tty").is_ok())
+}
+
+/// Starts `shell -c command` in `cwd`, leading a new process group (so the
+/// group can be signalled as a whole) with no controlling terminal, with
+/// stdout and stderr piped and stdin empty.
 pub fn spawn(shell: &str, command: &str, cwd: &Path) -> io::Result<tokio::process::Child> {
     let mut cmd = tokio::process::Command::new(shell);
     cmd.arg("-c")
@@ -49,15 +56,25 @@ pub fn spawn(shell: &str, command: &str, cwd: &Path) -> io::Result<tokio::proces
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    // SAFETY: the closure runs between fork and exec and only calls
-    // setsid(2), which is async-signal-safe.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::setsid() < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
+    if has_controlling_terminal() {
+        // A new session, so that a command reading /dev/tty (a password
+        // prompt) fails at once instead of stopping on SIGTTIN until its
+        // timeout.
+        // SAFETY: the closure runs between fork and exec and only calls
+        // setsid(2), which is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::setsid() < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    } else {
+        // With no terminal to lose, a process group is enough, and it keeps
+        // the standard library on its posix_spawn path (no fork of the
+        // server's address space): about 3 ms less per command.
+        cmd.process_group(0);
     }
     cmd.spawn()
 }

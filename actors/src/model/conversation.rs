@@ -646,7 +646,11 @@ pub struct ConversationRecord {
     pub blocked_messages: Map<String, Value>,
     /// Id of the latest user message event.
     pub last_user_message_id: Option<String>,
-    /// LLM usage.
+    /// LLM usage. Left out of the derived serialization: `to_stored`
+    /// writes it straight to bytes (its per-call lists grow with the
+    /// conversation and carry no secret, so they skip the sealing pass and
+    /// its `Value` tree); the API builds its own views.
+    #[serde(skip_serializing)]
     pub stats: ConversationStats,
     /// Secret sources by name (values sealed at rest).
     pub secret_sources: Map<String, Value>,
@@ -854,7 +858,17 @@ impl ConversationRecord {
             let mut action = SecretAction::Seal(cipher, &scope);
             secrets::visit_registry_secrets(sources, &mut |p, x| action.apply(p, x));
         }
-        serde_json::to_vec(&v).unwrap_or_default()
+        let mut out = serde_json::to_vec(&v).unwrap_or_default();
+        // `v` is a non-empty object: reopen it and add the stats.
+        if out.last() == Some(&b'}') {
+            out.pop();
+            out.extend_from_slice(b",\"stats\":");
+            if serde_json::to_writer(&mut out, &self.stats).is_err() {
+                out.extend_from_slice(b"{}");
+            }
+            out.push(b'}');
+        }
+        out
     }
 
     /// Reads the storage form. Secrets that cannot be opened become `null`
@@ -1029,7 +1043,24 @@ mod tests {
     #[test]
     fn storage_seals_every_secret() {
         let req = StartConversationRequest::from_value(&body(), &no_settings).unwrap();
-        let rec = ConversationRecord::new(Uuid::new_v4(), req, "c");
+        let mut rec = ConversationRecord::new(Uuid::new_v4(), req, "c");
+        // Stats are written apart from the sealed part: they must come back.
+        for i in 0..3 {
+            rec.stats
+                .entry("agent")
+                .record(&crate::model::stats::CallUsage {
+                    model: "m".into(),
+                    response_id: format!("r{i}"),
+                    prompt_tokens: 10,
+                    completion_tokens: 2,
+                    cache_read_tokens: 0,
+                    cache_write_tokens: 0,
+                    reasoning_tokens: 0,
+                    context_window: 1000,
+                    cost: 0.5,
+                    latency: 0.1,
+                });
+        }
         let c = Cipher::from_secret("key");
         let stored = rec.to_stored(Some(&c));
         let text = String::from_utf8(stored.clone()).unwrap();
