@@ -39,18 +39,8 @@ pub fn setup(opts: &Opts, extra: &str) -> String {
     )
 }
 
-/// Percent-encodes a query value.
-pub fn enc(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
-    for b in v.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+/// Percent-encodes a query value (the server's own encoder).
+pub use agent_server::routes::files::percent_encode as enc;
 
 /// A start-conversation body: an OpenAI-style LLM at `llm_base`, the three
 /// standard tools, a workspace inside the server's directory.

@@ -236,17 +236,25 @@ fn open_regular(path: &Path) -> Result<File, ApiError> {
     Ok(file)
 }
 
+/// Percent-encodes every byte but ASCII letters, digits and `_.-~/` (the
+/// RFC 3986 unreserved set plus the path separator), as query values and
+/// RFC 5987 file names need.
+pub fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"_.-~/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// `Content-Disposition` for a download, as Starlette writes it: a quoted
 /// ASCII name, or the RFC 5987 form when the name needs escaping.
 pub fn attachment(filename: &str) -> String {
-    let mut encoded = String::with_capacity(filename.len());
-    for b in filename.bytes() {
-        if b.is_ascii_alphanumeric() || b"_.-~/".contains(&b) {
-            encoded.push(b as char);
-        } else {
-            encoded.push_str(&format!("%{b:02X}"));
-        }
-    }
+    let encoded = percent_encode(filename);
     if encoded == filename {
         format!("attachment; filename=\"{filename}\"")
     } else {

@@ -22,17 +22,7 @@ static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 const BOUNDARY: &str = "----agent-server-test-boundary-5c2f9e";
 
 /// Percent-encodes a query value (everything but unreserved and `/`).
-pub fn enc(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+pub use agent_server::routes::files::percent_encode as enc;
 
 /// A multipart form with one file field.
 pub fn form(field: &str, filename: &str, data: &[u8]) -> (String, Vec<u8>) {
