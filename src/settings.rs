@@ -609,6 +609,13 @@ mod tests {
         let s = Settings::load(&Cli::default(), &e).unwrap();
         assert_eq!(s.session_api_keys, vec!["legacy"]);
         assert_eq!(s.conversations.idle_eviction_seconds, None);
+        assert_eq!(s.memory_trim_seconds, Some(10), "the documented default");
+        let off = env(&[("OH_MEMORY_TRIM_SECONDS", "0")]);
+        let s = Settings::load(&Cli::default(), &off).unwrap();
+        assert_eq!(s.memory_trim_seconds, Some(0));
+        let bad = env(&[("OH_MEMORY_TRIM_SECONDS", "often")]);
+        let err = Settings::load(&Cli::default(), &bad).unwrap_err().0;
+        assert!(err.contains("OH_MEMORY_TRIM_SECONDS"), "{err}");
     }
 
     #[test]

@@ -11,11 +11,17 @@
 
 use std::time::Duration;
 
-/// Starts the trimming thread; `None` or 0 turns it off.
+/// Starts the trimming thread; `None` or 0 turns it off. The allocator is
+/// the process's, so one thread serves every server the process builds
+/// (tests build many): calls after the first that started it do nothing.
 pub fn start_trimmer(every_seconds: Option<u64>) {
+    static STARTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     let Some(secs) = every_seconds.filter(|s| *s > 0) else {
         return;
     };
+    if STARTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        return;
+    }
     let spawned = std::thread::Builder::new()
         .name("memory-trim".into())
         .spawn(move || {
