@@ -5,8 +5,6 @@
 //! the socket, and the server's keys staying out of commands' environments.
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use agent_actors::bash::event_log::{BashLog, Running};
@@ -15,7 +13,9 @@ use agent_actors::ids::Uuid;
 use agent_actors::store::Store;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, WsItem, spawn_app, spawn_app_with, start, test_settings};
+use crate::helpers::{
+    ServerProcess, TestApp, WsItem, spawn_app, spawn_app_with, start, test_settings,
+};
 
 async fn sleep_ms(ms: u64) {
     actix_web::rt::time::sleep(Duration::from_millis(ms)).await;
@@ -805,52 +805,22 @@ async fn socket_authentication() {
     );
 }
 
-/// A server binary running in its own process, killed when dropped.
-struct ServerProcess {
-    child: Child,
-    address: String,
-    /// Kept open: the server must not write into a closed pipe.
-    _stdout: BufReader<std::process::ChildStdout>,
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// The server binary in `dir`, with session keys, a secret key and one
+/// ordinary variable that commands must see.
 fn run_server_binary(dir: &std::path::Path) -> ServerProcess {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_agent-server"))
-        .args(["--port", "0"])
-        .current_dir(dir)
-        .env("OH_CONVERSATIONS_PATH", dir.join("conversations"))
-        .env("OH_PERSISTENCE_DIR", dir.join(".openhands"))
-        .env("OH_SESSION_API_KEYS_0", "bin-session-key")
-        .env("SESSION_API_KEY", "bin-legacy-key")
-        .env("OH_SECRET_KEY", "bin-secret-key")
-        .env("BASH_API_TEST_VISIBLE", "inherited")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("server binary starts");
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    stdout
-        .read_line(&mut line)
-        .expect("server prints its address");
-    let address = line
-        .trim()
-        .rsplit_once(' ')
-        .map(|(_, a)| format!("http://{a}"))
-        .unwrap_or_else(|| panic!("unexpected first line: {line}"));
-    ServerProcess {
-        child,
-        address,
-        _stdout: stdout,
-    }
+    let conversations = dir.join("conversations");
+    let persistence = dir.join(".openhands");
+    ServerProcess::start(
+        dir,
+        &[
+            ("OH_CONVERSATIONS_PATH", conversations.to_str().unwrap()),
+            ("OH_PERSISTENCE_DIR", persistence.to_str().unwrap()),
+            ("OH_SESSION_API_KEYS_0", "bin-session-key"),
+            ("SESSION_API_KEY", "bin-legacy-key"),
+            ("OH_SECRET_KEY", "bin-secret-key"),
+            ("BASH_API_TEST_VISIBLE", "inherited"),
+        ],
+    )
 }
 
 #[actix_web::test]
@@ -872,7 +842,7 @@ async fn commands_never_see_server_keys_and_survive_a_server_crash() {
         async move { req.send().await.unwrap().json::<Value>().await.unwrap() }
     };
 
-    let mut server = run_server_binary(dir.path());
+    let server = run_server_binary(dir.path());
     let out = post(
         &server.address,
         "/api/bash/execute_bash_command",
@@ -914,8 +884,7 @@ async fn commands_never_see_server_keys_and_survive_a_server_crash() {
     let pid = pid.expect("the command printed its pid");
     // Let the periodic flush pass too, then crash the server.
     sleep_ms(700).await;
-    server.child.kill().unwrap();
-    server.child.wait().unwrap();
+    server.kill9();
     assert!(
         !process_gone(pid),
         "the command outlives the crashed server"
