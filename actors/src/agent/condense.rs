@@ -174,14 +174,10 @@ pub fn effective(events: &[Event]) -> Vec<Event> {
                 id: format!("{id}-summary"),
                 timestamp: String::new(),
                 source: Source::Environment,
-                body: EventBody::Message(MessageEvent {
-                    llm_message: Message::new("user", vec![Content::text(summary)]),
-                    llm_response_id: None,
-                    activated_skills: vec![],
-                    extended_content: vec![],
-                    sender: None,
-                    critic_result: None,
-                }),
+                body: EventBody::Message(MessageEvent::new(Message::new(
+                    "user",
+                    vec![Content::text(summary)],
+                ))),
             },
         );
     }
@@ -308,14 +304,10 @@ mod tests {
             } else {
                 Source::Agent
             },
-            body: EventBody::Message(MessageEvent {
-                llm_message: Message::new(role, vec![Content::text(id)]),
-                llm_response_id: None,
-                activated_skills: vec![],
-                extended_content: vec![],
-                sender: None,
-                critic_result: None,
-            }),
+            body: EventBody::Message(MessageEvent::new(Message::new(
+                role,
+                vec![Content::text(id)],
+            ))),
         }
     }
 

@@ -185,14 +185,10 @@ mod tests {
     fn user() -> Event {
         ev(
             Source::User,
-            EventBody::Message(MessageEvent {
-                llm_message: Message::new("user", vec![Content::text("go")]),
-                llm_response_id: None,
-                activated_skills: vec![],
-                extended_content: vec![],
-                sender: None,
-                critic_result: None,
-            }),
+            EventBody::Message(MessageEvent::new(Message::new(
+                "user",
+                vec![Content::text("go")],
+            ))),
         )
     }
 

@@ -201,14 +201,7 @@ impl ConversationActor {
     pub(super) fn user_message_event(&mut self, content: Vec<Content>) -> Event {
         self.new_event(
             Source::User,
-            EventBody::Message(MessageEvent {
-                llm_message: Message::new("user", content),
-                llm_response_id: None,
-                activated_skills: vec![],
-                extended_content: vec![],
-                sender: None,
-                critic_result: None,
-            }),
+            EventBody::Message(MessageEvent::new(Message::new("user", content))),
         )
     }
 
@@ -752,12 +745,8 @@ impl ConversationActor {
         let agent_msg = self.new_event(
             Source::Agent,
             EventBody::Message(MessageEvent {
-                llm_message: reply,
                 llm_response_id: Some(r.id.clone()),
-                activated_skills: vec![],
-                extended_content: vec![],
-                sender: None,
-                critic_result: None,
+                ..MessageEvent::new(reply)
             }),
         );
         events.push(agent_msg);

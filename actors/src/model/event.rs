@@ -135,6 +135,21 @@ pub struct MessageEvent {
     pub critic_result: Option<Value>,
 }
 
+impl MessageEvent {
+    /// A plain message: no response id, skills, extra content, sender or
+    /// critic result.
+    pub fn new(llm_message: Message) -> MessageEvent {
+        MessageEvent {
+            llm_message,
+            llm_response_id: None,
+            activated_skills: vec![],
+            extended_content: vec![],
+            sender: None,
+            critic_result: None,
+        }
+    }
+}
+
 /// `ActionEvent`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ActionEvent {
@@ -471,14 +486,10 @@ mod tests {
             id: "e1".into(),
             timestamp: "2026-01-01T00:00:00.000000".into(),
             source: Source::User,
-            body: EventBody::Message(MessageEvent {
-                llm_message: Message::new("user", vec![Content::text("hi".to_string())]),
-                llm_response_id: None,
-                activated_skills: vec![],
-                extended_content: vec![],
-                sender: None,
-                critic_result: None,
-            }),
+            body: EventBody::Message(MessageEvent::new(Message::new(
+                "user",
+                vec![Content::text("hi".to_string())],
+            ))),
         };
         let v = e.to_value();
         let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
