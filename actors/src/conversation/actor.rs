@@ -436,6 +436,13 @@ impl Handler<SendMessage> for ConversationActor {
         ) {
             events.extend(self.set_status(ExecutionStatus::Idle));
         }
+        let text = msg
+            .message
+            .content
+            .iter()
+            .filter_map(|c| c.as_text())
+            .collect::<Vec<_>>()
+            .join(" ");
         let incoming = self.incoming_user_message(msg.message.content);
         let message_id = incoming[0].id.clone();
         events.extend(incoming);
@@ -445,7 +452,7 @@ impl Handler<SendMessage> for ConversationActor {
             Ok(seq) => seq,
             Err(e) => return Box::pin(async move { Err(e) }),
         };
-        self.on_user_message(ctx);
+        self.on_user_message(ctx, text);
         if msg.message.run {
             let _ = self.request_run(ctx, true);
         }

@@ -230,30 +230,19 @@ impl ConversationActor {
         events
     }
 
-    /// After a user message was appended: remember it, maybe title the conversation.
-    pub(super) fn on_user_message(&mut self, ctx: &mut Context<Self>) {
+    /// After a user message was appended: remember it, maybe title the
+    /// conversation from its text (`text`: its text parts, space-joined).
+    pub(super) fn on_user_message(&mut self, ctx: &mut Context<Self>, text: String) {
         self.run.last_user_seq = self.last_seq;
         if self.record.autotitle && self.record.title.is_none() {
-            self.generate_title(ctx);
+            self.generate_title(ctx, text);
         }
     }
 
-    fn generate_title(&mut self, ctx: &mut Context<Self>) {
-        let text = self.view_events().iter().rev().find_map(|e| match &e.body {
-            EventBody::Message(m) if e.source == Source::User => Some(
-                m.llm_message
-                    .content
-                    .iter()
-                    .filter_map(|c| c.as_text())
-                    .collect::<Vec<_>>()
-                    .join(" "),
-            ),
-            _ => None,
-        });
-        self.release_view_when_idle();
-        let Some(text) = text.filter(|t| !t.trim().is_empty()) else {
+    fn generate_title(&mut self, ctx: &mut Context<Self>, text: String) {
+        if text.trim().is_empty() {
             return;
-        };
+        }
         let fallback = truncate_title(&text);
         let cfg = match LlmConfig::from_json(&self.record.agent.llm.to_value()) {
             Ok(c) => c,
