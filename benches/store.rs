@@ -110,6 +110,7 @@ fn append(c: &mut Criterion) {
                     Some(RecordWrite {
                         bytes: &record,
                         summary: &summary,
+                        stats: None,
                     }),
                 )
             },

@@ -108,15 +108,12 @@ impl AppState {
 
     /// A conversation's record as stored (secrets not opened), for reads.
     pub fn record(&self, id: &Uuid) -> ApiResult<Option<ConversationRecord>> {
-        match self.store.get_record(id)? {
-            None => Ok(None),
-            Some(bytes) => match ConversationRecord::from_stored(&bytes, None) {
-                Ok((r, _)) => Ok(Some(r)),
-                Err(e) => {
-                    log::error!("conversation {id}: unreadable record: {e}");
-                    Err(ApiError::from(ActorError::Storage(e)))
-                }
-            },
+        match ConversationRecord::load(&self.store, id, None) {
+            Ok(r) => Ok(r.map(|(r, _)| r)),
+            Err(e) => {
+                log::error!("conversation {id}: unreadable record: {e}");
+                Err(ApiError::from(ActorError::Storage(e.to_string())))
+            }
         }
     }
 }

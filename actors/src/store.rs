@@ -232,13 +232,59 @@ impl Summary {
     }
 }
 
-/// A record to write with an append: its bytes and its catalog entry.
+/// A record to write with an append: its bytes, its catalog entry and any
+/// change to its LLM usage.
 #[derive(Debug, Clone, Copy)]
 pub struct RecordWrite<'a> {
-    /// The record (secrets sealed).
+    /// The record (secrets sealed; without the usage, kept apart).
     pub bytes: &'a [u8],
     /// Its catalog entry.
     pub summary: &'a Summary,
+    /// Usage written with it, if it changed.
+    pub stats: Option<StatsWrite<'a>>,
+}
+
+/// A change to a conversation's stored LLM usage, which is a snapshot plus
+/// a log of the calls made since (see `model::stats`).
+#[derive(Debug, Clone, Copy)]
+pub enum StatsWrite<'a> {
+    /// Calls appended to the log, the first at position `first`.
+    Calls {
+        /// Log position of the first entry.
+        first: u64,
+        /// Encoded `LoggedCall`s.
+        entries: &'a [Vec<u8>],
+    },
+    /// A new snapshot; the log entries `0..clear` are removed.
+    Snapshot {
+        /// The encoded full `ConversationStats`.
+        bytes: &'a [u8],
+        /// Length of the log the snapshot replaces.
+        clear: u64,
+    },
+}
+
+/// A conversation's stored usage: the snapshot and the log after it.
+#[derive(Debug, Default)]
+pub struct StoredStats {
+    /// The snapshot (absent for a record written before usage was kept apart).
+    pub snapshot: Option<IVec>,
+    /// Log entries, oldest first.
+    pub calls: Vec<IVec>,
+}
+
+fn stats_snapshot_key(conv: &Uuid) -> [u8; 17] {
+    let mut k = [0u8; 17];
+    k[..16].copy_from_slice(conv.as_bytes());
+    k
+}
+
+fn stats_call_key(conv: &Uuid, n: u64) -> [u8; 25] {
+    let mut k = [0u8; 25];
+    k[..16].copy_from_slice(conv.as_bytes());
+    k[16] = 1;
+    k[17..].copy_from_slice(&n.to_be_bytes());
+    k
 }
 
 /// Lets one `flush_async` run at a time, and lets callers that wait during
@@ -269,6 +315,7 @@ pub struct Store {
     events: Tree,
     event_ids: Tree,
     meta: Tree,
+    stats: Tree,
     flush_gate: Arc<FlushGate>,
 }
 
@@ -301,6 +348,7 @@ impl Store {
             events: db.open_tree("events")?,
             event_ids: db.open_tree("event_ids")?,
             meta: db.open_tree("meta")?,
+            stats: db.open_tree("stats")?,
             db,
             flush_gate: Arc::default(),
         })
@@ -376,6 +424,17 @@ impl Store {
         self.conversations.len()
     }
 
+    /// A conversation's stored LLM usage.
+    pub fn stats(&self, conv: &Uuid) -> Result<StoredStats, StoreError> {
+        let snapshot = self.stats.get(stats_snapshot_key(conv))?;
+        let calls = self
+            .stats
+            .range(stats_call_key(conv, 0)..=stats_call_key(conv, u64::MAX))
+            .values()
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(StoredStats { snapshot, calls })
+    }
+
     /// Appends events (and optionally the new record) in one transaction.
     /// The caller guarantees the seqs continue the log without a gap.
     pub fn append(
@@ -390,8 +449,9 @@ impl Store {
             &self.event_ids,
             &self.conversations,
             &self.catalog,
+            &self.stats,
         )
-            .transaction(|(ev, ids, convs, cat)| {
+            .transaction(|(ev, ids, convs, cat, st)| {
                 for e in events {
                     ev.insert(&event_key(conv, e.seq)[..], e.bytes.as_slice())?;
                     ids.insert(id_key(conv, &e.id), &e.seq.to_be_bytes()[..])?;
@@ -399,6 +459,23 @@ impl Store {
                 if let (Some(r), Some(s)) = (record, &summary) {
                     convs.insert(&conv.as_bytes()[..], r.bytes)?;
                     cat.insert(&conv.as_bytes()[..], s.as_slice())?;
+                    match r.stats {
+                        None => {}
+                        Some(StatsWrite::Calls { first, entries }) => {
+                            for (i, e) in entries.iter().enumerate() {
+                                st.insert(
+                                    &stats_call_key(conv, first + i as u64)[..],
+                                    e.as_slice(),
+                                )?;
+                            }
+                        }
+                        Some(StatsWrite::Snapshot { bytes, clear }) => {
+                            st.insert(&stats_snapshot_key(conv)[..], bytes)?;
+                            for n in 0..clear {
+                                st.remove(&stats_call_key(conv, n)[..])?;
+                            }
+                        }
+                    }
                 }
                 Ok::<(), ConflictableTransactionError<StoreError>>(())
             })
@@ -527,7 +604,7 @@ impl Store {
     pub fn delete_conversation(&self, conv: &Uuid) -> Result<(), StoreError> {
         self.conversations.remove(conv.as_bytes())?;
         self.catalog.remove(conv.as_bytes())?;
-        for tree in [&self.events, &self.event_ids] {
+        for tree in [&self.events, &self.event_ids, &self.stats] {
             let mut batch = sled::Batch::default();
             let mut n = 0;
             for r in tree.scan_prefix(conv.as_bytes()).keys() {
@@ -547,7 +624,7 @@ impl Store {
     /// crash in the middle of a delete). Returns how many were removed.
     pub fn sweep_orphans(&self) -> Result<usize, StoreError> {
         let mut removed = 0;
-        for tree in [&self.events, &self.event_ids] {
+        for tree in [&self.events, &self.event_ids, &self.stats] {
             let mut current: Option<(Vec<u8>, bool)> = None;
             let mut batch = sled::Batch::default();
             for r in tree.iter().keys() {
@@ -602,6 +679,7 @@ mod tests {
         let rec = |bytes: &'static [u8]| RecordWrite {
             bytes,
             summary: &sum,
+            stats: None,
         };
         s.put_record(&a, rec(b"{}")).unwrap();
         s.put_record(&b, rec(b"{}")).unwrap();
@@ -682,6 +760,7 @@ mod tests {
             let w = RecordWrite {
                 bytes: b"{}",
                 summary: &sum,
+                stats: None,
             };
             s.put_record(&Uuid::new_v4(), w).unwrap();
         }

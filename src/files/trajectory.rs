@@ -20,7 +20,7 @@ use agent_actors::crypto::{Cipher, is_sealed};
 use agent_actors::ids::Uuid;
 use agent_actors::model::conversation::ConversationRecord;
 use agent_actors::model::secrets::{REDACTED, visit_agent_secrets, visit_registry_secrets};
-use agent_actors::store::Store;
+use agent_actors::store::{Store, StoreError};
 use serde_json::{Map, Value};
 
 use super::zip::ZipWriter;
@@ -167,14 +167,13 @@ pub fn build(
     id: Uuid,
     scratch_dir: &Path,
 ) -> Result<Option<File>, TrajectoryError> {
-    let Some(bytes) = store
-        .get_record(&id)
-        .map_err(|e| TrajectoryError::Store(e.to_string()))?
+    let Some((record, _)) = ConversationRecord::load(store, &id, cipher).map_err(|e| match e {
+        StoreError::Corrupt(what) => TrajectoryError::Record(what),
+        other => TrajectoryError::Store(other.to_string()),
+    })?
     else {
         return Ok(None);
     };
-    let (record, _) =
-        ConversationRecord::from_stored(&bytes, cipher).map_err(TrajectoryError::Record)?;
     let secrets = secrets_of(&record);
     let hex = id.simple();
 

@@ -13,6 +13,7 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 
 use super::messages::*;
+use super::persist::RecordWriter;
 use super::publisher::{Frame, Publisher, end};
 use super::run::RunState;
 use super::{ActorError, ConversationRegistry, Deps, Durability};
@@ -36,6 +37,8 @@ pub struct ConversationActor {
     flush_in_flight: bool,
     waiters: Vec<(u64, oneshot::Sender<Result<(), ActorError>>)>,
     pub(super) run: RunState,
+    /// What is written of the record with each append.
+    pub(super) writer: RecordWriter,
     /// The conversation no longer exists (or could not be loaded).
     pub(super) gone: bool,
     /// Closed on purpose: a restart must not bring it back.
@@ -64,6 +67,7 @@ impl ConversationActor {
             flush_in_flight: false,
             waiters: vec![],
             run: RunState::default(),
+            writer: RecordWriter::default(),
             gone: false,
             closed: false,
             close_reason: end::NONE,
@@ -88,12 +92,12 @@ impl ConversationActor {
     /// Reloads everything durable from the store.
     fn load(&mut self) -> Result<(), ActorError> {
         let store = &self.deps.store;
-        let Some(bytes) = store.get_record(&self.id)? else {
+        let Some((record, failures)) =
+            ConversationRecord::load(store, &self.id, self.deps.cipher.as_deref())?
+        else {
             return Err(ActorError::NotFound);
         };
-        let (record, failures) =
-            ConversationRecord::from_stored(&bytes, self.deps.cipher.as_deref())
-                .map_err(ActorError::Storage)?;
+        self.writer.loaded(&store.stats(&self.id)?);
         if !failures.is_empty() {
             log::warn!(
                 "conversation {}: {} stored secret(s) could not be opened (OH_SECRET_KEY changed?); they are unavailable",
@@ -181,7 +185,8 @@ impl ConversationActor {
         events: Vec<Event>,
         save_record: bool,
     ) -> Result<u64, ActorError> {
-        let mut save_record = save_record;
+        // Usage recorded since the last write goes with this one.
+        let mut save_record = save_record || self.writer.has_pending();
         if events
             .iter()
             .any(|e| !matches!(e.body, EventBody::StateUpdate(_)))
@@ -208,11 +213,15 @@ impl ConversationActor {
                 text: json.into(),
             });
         }
-        let record_bytes = save_record.then(|| self.record.to_stored(self.deps.cipher.as_deref()));
+        let prepared = save_record.then(|| {
+            self.writer
+                .prepare(&mut self.record, self.deps.cipher.as_deref())
+        });
         let summary = self.record.summary();
-        let write = record_bytes.as_deref().map(|bytes| RecordWrite {
+        let write = prepared.as_ref().map(|(bytes, usage)| RecordWrite {
             bytes,
             summary: &summary,
+            stats: usage.as_write(),
         });
         if let Err(e) = self.deps.store.append(&self.id, &encoded, write) {
             log::error!(
@@ -221,6 +230,9 @@ impl ConversationActor {
             );
             ctx.stop();
             return Err(e.into());
+        }
+        if let Some((_, usage)) = &prepared {
+            self.writer.committed(usage);
         }
         self.last_seq += encoded.len() as u64;
         Counters::add(&self.deps.counters.events_appended, encoded.len() as u64);

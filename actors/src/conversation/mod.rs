@@ -7,6 +7,7 @@
 
 pub mod actor;
 pub mod messages;
+pub mod persist;
 pub mod publisher;
 pub mod registry;
 pub mod run;

@@ -17,7 +17,7 @@ use super::{ActorError, ConversationActor, Deps};
 use crate::ids::Uuid;
 use crate::metrics::Counters;
 use crate::model::conversation::{ConversationRecord, ExecutionStatus};
-use crate::store::RecordWrite;
+use crate::store::{RecordWrite, StatsWrite};
 
 /// Registry of live conversation actors.
 pub struct ConversationRegistry {
@@ -67,15 +67,8 @@ impl ConversationRegistry {
     }
 
     fn load_record(&self, id: &Uuid) -> Result<Option<ConversationRecord>, ActorError> {
-        match self.deps.store.get_record(id)? {
-            Some(bytes) => {
-                // The actor opens the secrets itself; the registry only needs the shape.
-                let (record, _) =
-                    ConversationRecord::from_stored(&bytes, None).map_err(ActorError::Storage)?;
-                Ok(Some(record))
-            }
-            None => Ok(None),
-        }
+        // The actor opens the secrets itself; the registry only needs the shape.
+        Ok(ConversationRecord::load(&self.deps.store, id, None)?.map(|(r, _)| r))
     }
 
     fn lookup(
@@ -184,9 +177,14 @@ impl Handler<Create> for ConversationRegistry {
             return Box::pin(fut::ready(Err(e)));
         }
         let bytes = record.to_stored(self.deps.cipher.as_deref());
+        let usage = record.stats.encode();
         let write = RecordWrite {
             bytes: &bytes,
             summary: &record.summary(),
+            stats: Some(StatsWrite::Snapshot {
+                bytes: &usage,
+                clear: 0,
+            }),
         };
         if let Err(e) = self.deps.store.put_record(&id, write) {
             return Box::pin(fut::ready(Err(e.into())));
@@ -204,9 +202,8 @@ impl Handler<Create> for ConversationRegistry {
                     message.run = true;
                     addr.send(SendMessage { message }).await??;
                 }
-                let bytes = store.get_record(&id)?.ok_or(ActorError::NotFound)?;
                 let (record, _) =
-                    ConversationRecord::from_stored(&bytes, None).map_err(ActorError::Storage)?;
+                    ConversationRecord::load(&store, &id, None)?.ok_or(ActorError::NotFound)?;
                 Ok((record.info_value(false), true))
             }
             .into_actor(self),
@@ -219,11 +216,13 @@ impl Handler<Fork> for ConversationRegistry {
 
     fn handle(&mut self, msg: Fork, _ctx: &mut Context<Self>) -> Self::Result {
         let id = msg.id.unwrap_or_else(Uuid::new_v4);
-        let source = match self.deps.store.get_record(&msg.source) {
-            Ok(Some(bytes)) => bytes,
-            Ok(None) => return Box::pin(fut::ready(Err(ActorError::NotFound))),
-            Err(e) => return Box::pin(fut::ready(Err(e.into()))),
-        };
+        let cipher = self.deps.cipher.clone();
+        let (mut record, _) =
+            match ConversationRecord::load(&self.deps.store, &msg.source, cipher.as_deref()) {
+                Ok(Some(r)) => r,
+                Ok(None) => return Box::pin(fut::ready(Err(ActorError::NotFound))),
+                Err(e) => return Box::pin(fut::ready(Err(e.into()))),
+            };
         let exists = self.deps.store.has_conversation(&id).unwrap_or(true);
         if exists || !self.busy.insert(id) {
             return Box::pin(fut::ready(Err(ActorError::Conflict(format!(
@@ -231,14 +230,6 @@ impl Handler<Fork> for ConversationRegistry {
                 id.hyphenated()
             )))));
         }
-        let cipher = self.deps.cipher.clone();
-        let (mut record, _) = match ConversationRecord::from_stored(&source, cipher.as_deref()) {
-            Ok(r) => r,
-            Err(e) => {
-                self.busy.remove(&id);
-                return Box::pin(fut::ready(Err(ActorError::Storage(e))));
-            }
-        };
         let now = crate::time::now_utc();
         record.id = id;
         record.persistence_dir = format!(
@@ -261,6 +252,7 @@ impl Handler<Fork> for ConversationRegistry {
         }
         let store = self.deps.store.clone();
         let bytes = record.to_stored(cipher.as_deref());
+        let usage = record.stats.encode();
         let summary = record.summary();
         let source_id = msg.source;
         let scratch = record.persistence_dir.clone();
@@ -278,6 +270,10 @@ impl Handler<Fork> for ConversationRegistry {
                         RecordWrite {
                             bytes: &bytes,
                             summary: &summary,
+                            stats: Some(StatsWrite::Snapshot {
+                                bytes: &usage,
+                                clear: 0,
+                            }),
                         },
                     )?;
                     store.flush_blocking()?;

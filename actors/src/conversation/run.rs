@@ -580,9 +580,11 @@ impl ConversationActor {
             context_window: llm_cfg.max_input_tokens.unwrap_or(0).max(0) as u64,
             cost: r.cost,
             latency: r.latency.as_secs_f64(),
+            timestamp: crate::time::now_epoch_f64(),
         };
         let usage_id = llm_cfg.usage_id.clone();
-        self.record.stats.entry(&usage_id).record(&call);
+        self.writer
+            .record_call(&mut self.record.stats, &usage_id, call);
         let snap = self.record.stats.to_snapshot_value();
         self.state_event("stats", snap)
     }
@@ -1015,6 +1017,7 @@ impl ConversationActor {
     fn release_view_when_idle(&mut self) {
         if !self.run.active {
             self.run.view = None;
+            self.writer.release_memory();
         }
     }
 
@@ -1513,9 +1516,11 @@ impl ConversationActor {
                                 completion_tokens: r.usage.completion_tokens,
                                 cost: r.cost,
                                 latency: r.latency.as_secs_f64(),
+                                timestamp: crate::time::now_epoch_f64(),
                                 ..Default::default()
                             };
-                            act.record.stats.entry(&usage_id).record(&call);
+                            act.writer
+                                .record_call(&mut act.record.stats, &usage_id, call);
                             let cond = act.new_event(
                                 Source::Environment,
                                 condense::Condensation::body(forgotten, r.content, offset, r.id),

@@ -650,7 +650,7 @@ pub struct ConversationRecord {
     /// writes it straight to bytes (its per-call lists grow with the
     /// conversation and carry no secret, so they skip the sealing pass and
     /// its `Value` tree); the API builds its own views.
-    #[serde(skip_serializing)]
+    #[serde(default, skip_serializing)]
     pub stats: ConversationStats,
     /// Secret sources by name (values sealed at rest).
     pub secret_sources: Map<String, Value>,
@@ -847,10 +847,22 @@ impl ConversationRecord {
     }
 
     /// The storage form: JSON with every secret sealed (or dropped when no
-    /// cipher is configured).
+    /// cipher is configured). The LLM usage is not part of it: the store
+    /// keeps it apart (`store::StatsWrite`), and [`ConversationRecord::load`]
+    /// joins the two.
     pub fn to_stored(&self, cipher: Option<&Cipher>) -> Vec<u8> {
+        with_updated_at(&self.to_stored_unstamped(cipher), &self.updated_at)
+    }
+
+    /// [`ConversationRecord::to_stored`] without `updated_at`, the one field
+    /// that changes with every event: the conversation actor keeps this part
+    /// and reuses it while the rest of the record stays the same.
+    pub fn to_stored_unstamped(&self, cipher: Option<&Cipher>) -> Vec<u8> {
         let mut v = serde_json::to_value(self).unwrap_or(Value::Null);
         let scope = self.id.simple();
+        if let Value::Object(m) = &mut v {
+            m.remove("updated_at");
+        }
         if let Some(agent) = v.get_mut("agent") {
             secrets::apply_to_agent(agent, &mut SecretAction::Seal(cipher, &scope));
         }
@@ -858,17 +870,34 @@ impl ConversationRecord {
             let mut action = SecretAction::Seal(cipher, &scope);
             secrets::visit_registry_secrets(sources, &mut |p, x| action.apply(p, x));
         }
-        let mut out = serde_json::to_vec(&v).unwrap_or_default();
-        // `v` is a non-empty object: reopen it and add the stats.
-        if out.last() == Some(&b'}') {
-            out.pop();
-            out.extend_from_slice(b",\"stats\":");
-            if serde_json::to_writer(&mut out, &self.stats).is_err() {
-                out.extend_from_slice(b"{}");
-            }
-            out.push(b'}');
+        serde_json::to_vec(&v).unwrap_or_default()
+    }
+
+    /// Reads a conversation's record and its LLM usage from the store;
+    /// `None` when there is no such conversation. Secrets that cannot be
+    /// opened are listed as in [`ConversationRecord::from_stored`].
+    pub fn load(
+        store: &crate::store::Store,
+        id: &Uuid,
+        cipher: Option<&Cipher>,
+    ) -> Result<Option<(ConversationRecord, Vec<String>)>, crate::store::StoreError> {
+        use crate::store::StoreError;
+        let Some(bytes) = store.get_record(id)? else {
+            return Ok(None);
+        };
+        let (mut record, failures) =
+            ConversationRecord::from_stored(&bytes, cipher).map_err(StoreError::Corrupt)?;
+        let stored = store.stats(id)?;
+        // A record written before the usage was kept apart carries its own
+        // and has no snapshot; its log is then empty too.
+        if stored.snapshot.is_some() || !stored.calls.is_empty() {
+            record.stats = ConversationStats::rebuild(
+                stored.snapshot.as_deref(),
+                stored.calls.iter().map(|c| c.as_ref()),
+            )
+            .map_err(StoreError::Corrupt)?;
         }
-        out
+        Ok(Some((record, failures)))
     }
 
     /// Reads the storage form. Secrets that cannot be opened become `null`
@@ -898,6 +927,23 @@ impl ConversationRecord {
         let record: ConversationRecord = serde_json::from_value(v).map_err(|e| e.to_string())?;
         Ok((record, failures))
     }
+}
+
+/// Adds `updated_at` to a stored record made by
+/// [`ConversationRecord::to_stored_unstamped`].
+pub fn with_updated_at(unstamped: &[u8], updated_at: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(unstamped.len() + updated_at.len() + 20);
+    out.extend_from_slice(unstamped);
+    // The unstamped form is a non-empty JSON object: reopen it.
+    if out.last() == Some(&b'}') {
+        out.pop();
+        out.extend_from_slice(b",\"updated_at\":");
+        if serde_json::to_writer(&mut out, updated_at).is_err() {
+            out.extend_from_slice(b"\"\"");
+        }
+        out.push(b'}');
+    }
+    out
 }
 
 /// Copies secrets the `old` record holds in memory into `new` where `new`
@@ -1044,7 +1090,7 @@ mod tests {
     fn storage_seals_every_secret() {
         let req = StartConversationRequest::from_value(&body(), &no_settings).unwrap();
         let mut rec = ConversationRecord::new(Uuid::new_v4(), req, "c");
-        // Stats are written apart from the sealed part: they must come back.
+        // The usage is kept apart from the record: it must not be stored.
         for i in 0..3 {
             rec.stats
                 .entry("agent")
@@ -1059,6 +1105,7 @@ mod tests {
                     context_window: 1000,
                     cost: 0.5,
                     latency: 0.1,
+                    timestamp: 1.0,
                 });
         }
         let c = Cipher::from_secret("key");
@@ -1067,9 +1114,17 @@ mod tests {
         for s in ["sk-live", "tok-1", "p-2"] {
             assert!(!text.contains(s));
         }
+        assert!(!text.contains("usage_to_metrics"));
         let (back, failures) = ConversationRecord::from_stored(&stored, Some(&c)).unwrap();
         assert!(failures.is_empty());
-        assert_eq!(back, rec);
+        assert_eq!(back.stats, ConversationStats::default());
+        let mut without_stats = rec.clone();
+        without_stats.stats = ConversationStats::default();
+        assert_eq!(back, without_stats);
+        assert_eq!(
+            with_updated_at(&rec.to_stored_unstamped(Some(&c)), &rec.updated_at).len(),
+            stored.len()
+        );
         let (lost, failures) =
             ConversationRecord::from_stored(&stored, Some(&Cipher::from_secret("other"))).unwrap();
         assert_eq!(failures.len(), 3);

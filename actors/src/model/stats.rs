@@ -4,6 +4,10 @@
 //!
 //! The per-call lists are capped so that a very long conversation keeps a
 //! bounded record; the accumulated totals stay exact.
+//!
+//! At rest the usage is a snapshot plus a log of the calls made since
+//! ([`LoggedCall`]): a step adds one small entry instead of rewriting the
+//! per-call lists, and [`ConversationStats::rebuild`] replays the log.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -92,7 +96,7 @@ pub struct Metrics {
 }
 
 /// One finished LLM call, as the agent loop reports it.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CallUsage {
     /// Model name as configured.
     pub model: String,
@@ -114,6 +118,27 @@ pub struct CallUsage {
     pub cost: f64,
     /// Seconds.
     pub latency: f64,
+    /// Unix time of the call, seconds (the `costs` entry's time stamp).
+    #[serde(default)]
+    pub timestamp: f64,
+}
+
+/// A call as kept in the stored log: whose usage it adds to, and the call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoggedCall {
+    /// The LLM's `usage_id`.
+    #[serde(rename = "u")]
+    pub usage_id: String,
+    /// The call.
+    #[serde(rename = "c")]
+    pub call: CallUsage,
+}
+
+impl LoggedCall {
+    /// The stored form.
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
 }
 
 fn push_capped<T>(list: &mut Vec<T>, item: T) {
@@ -137,13 +162,12 @@ impl Metrics {
         acc.reasoning_tokens += call.reasoning_tokens;
         acc.context_window = call.context_window;
         acc.per_turn_token = call.prompt_tokens + call.completion_tokens;
-        let now = crate::time::now_epoch_f64();
         push_capped(
             &mut self.costs,
             Cost {
                 model: call.model.clone(),
                 cost: call.cost,
-                timestamp: now,
+                timestamp: call.timestamp,
             },
         );
         push_capped(
@@ -194,6 +218,34 @@ impl ConversationStats {
             }
         };
         &mut self.usage_to_metrics[idx].1
+    }
+
+    /// Adds one call to the metrics of its usage id.
+    pub fn apply(&mut self, logged: &LoggedCall) {
+        self.entry(&logged.usage_id).record(&logged.call);
+    }
+
+    /// The usage stored as a snapshot (`base`, the full form) and the log
+    /// of calls made after it, oldest first.
+    pub fn rebuild<'a>(
+        base: Option<&[u8]>,
+        calls: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<ConversationStats, String> {
+        let mut stats = match base {
+            Some(b) => serde_json::from_slice(b).map_err(|e| format!("usage snapshot: {e}"))?,
+            None => ConversationStats::default(),
+        };
+        for c in calls {
+            let logged: LoggedCall =
+                serde_json::from_slice(c).map_err(|e| format!("usage log entry: {e}"))?;
+            stats.apply(&logged);
+        }
+        Ok(stats)
+    }
+
+    /// The full form as JSON bytes (the stored snapshot).
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
     }
 
     /// Full form, with the per-call lists.
@@ -314,5 +366,43 @@ mod tests {
         assert!(snap["usage_to_metrics"]["default"].get("costs").is_none());
         let back: ConversationStats = serde_json::from_value(full).unwrap();
         assert_eq!(back, s);
+    }
+
+    #[test]
+    fn snapshot_plus_log_rebuilds_the_same_usage() {
+        let calls: Vec<LoggedCall> = (0..5)
+            .map(|i| LoggedCall {
+                usage_id: if i % 2 == 0 { "agent" } else { "condenser" }.into(),
+                call: CallUsage {
+                    model: "m".into(),
+                    response_id: format!("r{i}"),
+                    prompt_tokens: 10 + i,
+                    completion_tokens: 1,
+                    cost: 0.25,
+                    latency: 0.5,
+                    timestamp: 1_700_000_000.0 + i as f64,
+                    ..Default::default()
+                },
+            })
+            .collect();
+        let mut live = ConversationStats::default();
+        for c in &calls {
+            live.apply(c);
+        }
+        // Snapshot after two calls, log of the other three.
+        let mut base = ConversationStats::default();
+        for c in &calls[..2] {
+            base.apply(c);
+        }
+        let base_bytes = base.encode();
+        let log: Vec<Vec<u8>> = calls[2..].iter().map(LoggedCall::encode).collect();
+        let rebuilt =
+            ConversationStats::rebuild(Some(&base_bytes), log.iter().map(Vec::as_slice)).unwrap();
+        assert_eq!(rebuilt, live);
+        assert_eq!(
+            rebuilt.to_full_value()["usage_to_metrics"]["agent"]["costs"][1]["timestamp"],
+            1_700_000_002.0
+        );
+        assert!(ConversationStats::rebuild(None, [&b"not json"[..]]).is_err());
     }
 }
