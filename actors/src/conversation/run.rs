@@ -91,6 +91,18 @@ pub struct RunState {
     /// Token deltas of the streaming LLM call in flight, in arrival order.
     deltas: Option<mpsc::UnboundedReceiver<llm::StreamDelta>>,
     tools: Tools,
+    /// The LLM settings and tool definitions of the last step, reused while
+    /// the agent's LLM and tools stay the same.
+    llm_setup: Option<LlmSetup>,
+}
+
+/// What one LLM call is made with, and what it was derived from.
+struct LlmSetup {
+    llm: Llm,
+    tool_names: Vec<String>,
+    working_dir: String,
+    cfg: LlmConfig,
+    tools: Vec<ToolSpec>,
 }
 
 impl RunState {
@@ -468,11 +480,10 @@ impl ConversationActor {
             return;
         }
         self.run.iterations += 1;
-        let cfg = match LlmConfig::from_json(&self.record.agent.llm.to_value()) {
-            Ok(c) => c,
+        let (cfg, tools) = match self.llm_setup() {
+            Ok(setup) => setup,
             Err(e) => return self.fail_run(ctx, e.code(), e.detail()),
         };
-        let tools = self.llm_tools();
         let messages = view::build_messages(self.view_events());
         self.run.llm_saw_upto = self.last_seq;
         let http = self.deps.http.clone();
@@ -522,6 +533,29 @@ impl ConversationActor {
             }),
         );
         self.run.handle = Some(handle);
+    }
+
+    /// The LLM settings and tool definitions for the next call, rebuilt
+    /// only when the agent's LLM, tools or working directory changed.
+    fn llm_setup(&mut self) -> Result<(LlmConfig, Vec<ToolSpec>), LlmError> {
+        let tool_names = self.tool_names();
+        let llm = &self.record.agent.llm;
+        let working_dir = &self.record.workspace.working_dir;
+        let current = self.run.llm_setup.as_ref().is_some_and(|s| {
+            s.llm == *llm && s.tool_names == tool_names && s.working_dir == *working_dir
+        });
+        if !current {
+            let cfg = LlmConfig::from_json(&llm.to_value())?;
+            self.run.llm_setup = Some(LlmSetup {
+                llm: llm.clone(),
+                tool_names,
+                working_dir: working_dir.clone(),
+                cfg,
+                tools: self.llm_tools(),
+            });
+        }
+        let setup = self.run.llm_setup.as_ref().expect("set above");
+        Ok((setup.cfg.clone(), setup.tools.clone()))
     }
 
     /// The tool definitions offered to the LLM.

@@ -85,10 +85,15 @@ async fn call(
     stream: bool,
     on_delta: Option<&(dyn Fn(StreamDelta) + Send + Sync)>,
 ) -> Result<LlmResponse, LlmError> {
-    let (ep, body) = request_body(cfg, messages, tools, stream)?;
+    let ep = endpoint(cfg)?;
+    let body = match ep.protocol {
+        Protocol::Anthropic => {
+            serde_json::to_vec(&anthropic::request_body(cfg, &ep, messages, tools, stream))
+                .map_err(|e| LlmError::Config(format!("cannot serialize the LLM request: {e}")))?
+        }
+        Protocol::OpenAiChat => openai::request_bytes(cfg, &ep, messages, tools, stream),
+    };
     let headers = transport::headers(cfg, &ep, stream)?;
-    let body = serde_json::to_vec(&body)
-        .map_err(|e| LlmError::Config(format!("cannot serialize the LLM request: {e}")))?;
     log::debug!(
         "LLM request {} model={} url={} messages={} tools={} stream={}",
         cfg.usage_id,

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::{Map, Value, json};
 
 use super::config::LlmConfig;
@@ -20,7 +21,38 @@ use super::types::{
 
 const EPHEMERAL: &str = "ephemeral";
 
-/// The JSON body of one chat completion request.
+/// The JSON body of one chat completion request, as bytes. The messages,
+/// which carry the whole history, are written straight from the chat
+/// messages (no `Value` tree per step); the few other fields are small.
+pub fn request_bytes(
+    cfg: &LlmConfig,
+    ep: &Endpoint,
+    messages: &[ChatMessage],
+    tools: &[ToolSpec],
+    stream: bool,
+) -> Vec<u8> {
+    let shape = Shape::new(cfg, messages, false);
+    let strings = cfg
+        .force_string_serializer
+        .unwrap_or_else(|| wants_string_content(&cfg.model));
+    let official = ep.provider == "OpenAI" && ep.url.starts_with("https://api.openai.com/");
+    let body = Body {
+        messages: Messages {
+            all: messages,
+            ctx: WireCtx {
+                shape: &shape,
+                strings,
+                proxy: ep.proxy,
+                // OpenAI itself rejects reasoning fields on assistant turns.
+                reasoning: !(official || ep.azure),
+            },
+        },
+        rest: other_fields(cfg, ep, &shape, tools, stream, official),
+    };
+    serde_json::to_vec(&body).unwrap_or_default()
+}
+
+/// [`request_bytes`] as a `Value` (tests and logs).
 pub fn request_body(
     cfg: &LlmConfig,
     ep: &Endpoint,
@@ -28,19 +60,19 @@ pub fn request_body(
     tools: &[ToolSpec],
     stream: bool,
 ) -> Value {
-    let shape = Shape::new(cfg, messages, false);
-    let strings = cfg
-        .force_string_serializer
-        .unwrap_or_else(|| wants_string_content(&cfg.model));
-    let official = ep.provider == "OpenAI" && ep.url.starts_with("https://api.openai.com/");
-    let wire: Vec<Value> = messages
-        .iter()
-        .enumerate()
-        .map(|(i, m)| message(messages, i, m, &shape, strings, ep, official))
-        .collect();
+    serde_json::from_slice(&request_bytes(cfg, ep, messages, tools, stream)).unwrap_or(Value::Null)
+}
 
+/// Everything of the body after `messages`, in the order LiteLLM sends it.
+fn other_fields(
+    cfg: &LlmConfig,
+    ep: &Endpoint,
+    shape: &Shape,
+    tools: &[ToolSpec],
+    stream: bool,
+    official: bool,
+) -> Map<String, Value> {
     let mut body = Map::new();
-    body.insert("messages".into(), Value::Array(wire));
     body.insert("model".into(), json!(ep.model));
     if let Some(n) = shape.max_output {
         let key = if ep.azure {
@@ -105,89 +137,227 @@ pub fn request_body(
     for (k, v) in &cfg.litellm_extra_body {
         body.insert(k.clone(), v.clone());
     }
-    Value::Object(body)
+    body
 }
 
-fn message(
-    messages: &[ChatMessage],
-    i: usize,
-    m: &ChatMessage,
-    shape: &Shape,
+/// Per-request facts every message's wire form depends on.
+#[derive(Clone, Copy)]
+struct WireCtx<'a> {
+    shape: &'a Shape,
+    /// Content as one string (models that take no content parts).
     strings: bool,
-    ep: &Endpoint,
-    official: bool,
-) -> Value {
-    let is_tool = m.role == Role::Tool;
-    let with_calls = m.role == Role::Assistant && !m.tool_calls.is_empty();
-    let mut parts = Vec::new();
-    for (p, part) in m.content.iter().enumerate() {
+    /// A LiteLLM proxy (thinking blocks are replayed to it).
+    proxy: bool,
+    /// `reasoning_content` is sent back on assistant turns.
+    reasoning: bool,
+}
+
+/// The request body: `messages` first, then the other fields.
+struct Body<'a> {
+    messages: Messages<'a>,
+    rest: Map<String, Value>,
+}
+
+impl Serialize for Body<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(1 + self.rest.len()))?;
+        m.serialize_entry("messages", &self.messages)?;
+        for (k, v) in &self.rest {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+struct Messages<'a> {
+    all: &'a [ChatMessage],
+    ctx: WireCtx<'a>,
+}
+
+impl Serialize for Messages<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.all.len()))?;
+        for i in 0..self.all.len() {
+            seq.serialize_element(&WireMessage {
+                all: self.all,
+                i,
+                ctx: self.ctx,
+            })?;
+        }
+        seq.end()
+    }
+}
+
+/// Message `i` of `all` on the wire.
+struct WireMessage<'a> {
+    all: &'a [ChatMessage],
+    i: usize,
+    ctx: WireCtx<'a>,
+}
+
+/// `{"type": "ephemeral"}`, the cache breakpoint marker.
+struct Ephemeral;
+
+impl Serialize for Ephemeral {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(1))?;
+        m.serialize_entry("type", EPHEMERAL)?;
+        m.end()
+    }
+}
+
+impl WireMessage<'_> {
+    fn msg(&self) -> &ChatMessage {
+        &self.all[self.i]
+    }
+
+    fn with_calls(&self) -> bool {
+        let m = self.msg();
+        m.role == Role::Assistant && !m.tool_calls.is_empty()
+    }
+
+    /// Whether content part `p` goes on the wire.
+    fn keeps(&self, part: &ContentPart) -> bool {
         match part {
-            ContentPart::Text { text, .. } => {
-                // An assistant turn with tool calls drops empty text (SDK serializer).
-                if with_calls && text.is_empty() {
-                    continue;
-                }
-                let mut v = json!({"type": "text", "text": text});
-                if !is_tool && shape.cached(messages, i, p) {
-                    v["cache_control"] = json!({"type": EPHEMERAL});
-                }
-                parts.push(v);
+            // An assistant turn with tool calls drops empty text (SDK serializer).
+            ContentPart::Text { text, .. } => !(self.with_calls() && text.is_empty()),
+            ContentPart::Image { .. } => !self.ctx.shape.no_images,
+        }
+    }
+}
+
+/// The content parts of a message.
+struct Parts<'a>(&'a WireMessage<'a>);
+
+impl Serialize for Parts<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let w = self.0;
+        let m = w.msg();
+        let is_tool = m.role == Role::Tool;
+        let mut seq = s.serialize_seq(None)?;
+        for (p, part) in m.content.iter().enumerate() {
+            if !w.keeps(part) {
+                continue;
             }
-            ContentPart::Image { url } if !shape.no_images => {
-                parts.push(json!({"type": "image_url", "image_url": {"url": url}}));
+            match part {
+                ContentPart::Text { text, .. } => {
+                    let cached = !is_tool && w.ctx.shape.cached(w.all, w.i, p);
+                    seq.serialize_element(&TextPart { text, cached })?;
+                }
+                ContentPart::Image { url } => seq.serialize_element(&ImagePart { url })?,
             }
-            ContentPart::Image { .. } => {}
         }
+        seq.end()
     }
-    let mut out = Map::new();
-    if strings {
-        let text = m
-            .content
-            .iter()
-            .filter_map(ContentPart::as_text)
-            .filter(|t| !(with_calls && t.is_empty()))
-            .collect::<Vec<_>>()
-            .join("\n");
-        if !(with_calls && text.is_empty()) {
-            out.insert("content".into(), json!(text));
+}
+
+struct TextPart<'a> {
+    text: &'a str,
+    cached: bool,
+}
+
+impl Serialize for TextPart<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("type", "text")?;
+        m.serialize_entry("text", self.text)?;
+        if self.cached {
+            m.serialize_entry("cache_control", &Ephemeral)?;
         }
-    } else if !(with_calls && parts.is_empty()) {
-        out.insert("content".into(), Value::Array(parts));
+        m.end()
     }
-    out.insert("role".into(), json!(m.role.as_str()));
-    if with_calls {
-        let calls: Vec<Value> = m
-            .tool_calls
-            .iter()
-            .map(|c| {
-                json!({"id": c.id, "type": "function",
-                       "function": {"name": c.name, "arguments": c.arguments}})
-            })
-            .collect();
-        out.insert("tool_calls".into(), Value::Array(calls));
+}
+
+struct ImagePart<'a> {
+    url: &'a str,
+}
+
+impl Serialize for ImagePart<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        struct Url<'a>(&'a str);
+        impl Serialize for Url<'_> {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut m = s.serialize_map(Some(1))?;
+                m.serialize_entry("url", self.0)?;
+                m.end()
+            }
+        }
+        let mut m = s.serialize_map(Some(2))?;
+        m.serialize_entry("type", "image_url")?;
+        m.serialize_entry("image_url", &Url(self.url))?;
+        m.end()
     }
-    if is_tool {
-        if let Some(id) = &m.tool_call_id {
-            out.insert("tool_call_id".into(), json!(id));
+}
+
+struct WireCall<'a>(&'a ToolCall);
+
+impl Serialize for WireCall<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        struct Function<'a>(&'a ToolCall);
+        impl Serialize for Function<'_> {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut m = s.serialize_map(Some(2))?;
+                m.serialize_entry("name", &self.0.name)?;
+                m.serialize_entry("arguments", &self.0.arguments)?;
+                m.end()
+            }
         }
-        if let Some(name) = &m.name {
-            out.insert("name".into(), json!(name));
-        }
-        // LiteLLM wants a tool message's breakpoint on the message, not on its parts.
-        if !strings && shape.message_cached(messages, i) {
-            out.insert("cache_control".into(), json!({"type": EPHEMERAL}));
-        }
+        let mut m = s.serialize_map(Some(3))?;
+        m.serialize_entry("id", &self.0.id)?;
+        m.serialize_entry("type", "function")?;
+        m.serialize_entry("function", &Function(self.0))?;
+        m.end()
     }
-    if m.role == Role::Assistant {
-        // OpenAI itself rejects these fields; reasoning providers and proxies want them back.
-        if let (Some(r), false) = (&m.reasoning_content, official || ep.azure) {
-            out.insert("reasoning_content".into(), json!(r));
+}
+
+impl Serialize for WireMessage<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let m = self.msg();
+        let ctx = &self.ctx;
+        let is_tool = m.role == Role::Tool;
+        let with_calls = self.with_calls();
+        let mut out = s.serialize_map(None)?;
+        if ctx.strings {
+            let text = m
+                .content
+                .iter()
+                .filter_map(ContentPart::as_text)
+                .filter(|t| !(with_calls && t.is_empty()))
+                .collect::<Vec<_>>()
+                .join("\n");
+            if !(with_calls && text.is_empty()) {
+                out.serialize_entry("content", &text)?;
+            }
+        } else if !(with_calls && !m.content.iter().any(|p| self.keeps(p))) {
+            out.serialize_entry("content", &Parts(self))?;
         }
-        if ep.proxy && !m.thinking_blocks.is_empty() {
-            out.insert("thinking_blocks".into(), json!(m.thinking_blocks));
+        out.serialize_entry("role", m.role.as_str())?;
+        if with_calls {
+            let calls: Vec<WireCall<'_>> = m.tool_calls.iter().map(WireCall).collect();
+            out.serialize_entry("tool_calls", &calls)?;
         }
+        if is_tool {
+            if let Some(id) = &m.tool_call_id {
+                out.serialize_entry("tool_call_id", id)?;
+            }
+            if let Some(name) = &m.name {
+                out.serialize_entry("name", name)?;
+            }
+            // LiteLLM wants a tool message's breakpoint on the message, not on its parts.
+            if !ctx.strings && ctx.shape.message_cached(self.all, self.i) {
+                out.serialize_entry("cache_control", &Ephemeral)?;
+            }
+        }
+        if m.role == Role::Assistant {
+            if let (Some(r), true) = (&m.reasoning_content, ctx.reasoning) {
+                out.serialize_entry("reasoning_content", r)?;
+            }
+            if ctx.proxy && !m.thinking_blocks.is_empty() {
+                out.serialize_entry("thinking_blocks", &m.thinking_blocks)?;
+            }
+        }
+        out.end()
     }
-    Value::Object(out)
 }
 
 fn u(v: &Value, path: &[&str]) -> u64 {
