@@ -60,9 +60,13 @@ pub async fn drain_requests(counters: &Counters, limit: Duration) -> bool {
 pub async fn stop_services(state: &AppState, limit: Duration) -> bool {
     let conversations = state.conversations.send(Shutdown);
     let bash = state.bash.registry.send(ShutdownCommands);
-    let both = futures_util::future::join(conversations, bash);
-    let in_time = match actix_web::rt::time::timeout(limit, both).await {
-        Ok((c, b)) => {
+    // Conversation webhooks already queued (a delete's, say) get the same
+    // time as the rest; the conversations' own event feeds are flushed as
+    // part of closing them.
+    let webhooks = state.webhooks.drain();
+    let all = futures_util::future::join3(conversations, bash, webhooks);
+    let in_time = match actix_web::rt::time::timeout(limit, all).await {
+        Ok((c, b, ())) => {
             if let Err(e) = c {
                 log::warn!("conversation registry unavailable at shutdown: {e}");
             }

@@ -10,6 +10,7 @@ pub mod messages;
 pub mod publisher;
 pub mod registry;
 pub mod run;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -83,6 +84,8 @@ pub struct Deps {
     pub run_slots: Arc<tokio::sync::Semaphore>,
     /// Counters for operators.
     pub counters: Arc<crate::metrics::Counters>,
+    /// Configured webhooks (empty when none).
+    pub webhooks: crate::webhook::Webhooks,
 }
 
 /// Why a conversation operation failed.
