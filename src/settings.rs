@@ -847,4 +847,188 @@ mod tests {
         assert!(Cli::parse(["--bogus".to_string()]).is_err());
         assert!(Cli::parse(["--port".to_string(), "x".to_string()]).is_err());
     }
+
+    #[test]
+    fn webhooks_from_indexed_variables() {
+        let e = env(&[
+            ("OH_WEBHOOKS_0_BASE_URL", "http://127.0.0.1:9/hooks"),
+            ("OH_WEBHOOKS_0_EVENT_BUFFER_SIZE", " 7 "),
+            ("OH_WEBHOOKS_0_FLUSH_DELAY", "0.25"),
+            ("OH_WEBHOOKS_0_HEADERS", r#"{"X-Team": "blue"}"#),
+            ("OH_WEBHOOKS_0_NUM_RETRIES", "0"),
+            ("OH_WEBHOOKS_0_RETRY_DELAY", "2"),
+            ("OH_WEBHOOKS_0_MAX_QUEUE_SIZE", "20"),
+            ("OH_WEBHOOKS_1_BASE_URL", "https://hooks.example.com"),
+            ("OH_WEBHOOKS_3_BASE_URL", "http://after-a-gap"),
+        ]);
+        let s = Settings::load(&Cli::default(), &e).unwrap();
+        assert_eq!(s.webhooks.len(), 2, "the gap at 2 ends the list");
+        let h = &s.webhooks[0];
+        assert_eq!(h.base_url, "http://127.0.0.1:9/hooks");
+        assert_eq!(
+            (
+                h.event_buffer_size,
+                h.flush_delay,
+                h.num_retries,
+                h.retry_delay
+            ),
+            (7, 0.25, 0, 2)
+        );
+        assert_eq!(h.max_queue_size, 20);
+        assert_eq!(h.headers.get("X-Team").map(String::as_str), Some("blue"));
+        assert_eq!(
+            s.webhooks[1],
+            WebhookSpec::new("https://hooks.example.com"),
+            "unset fields take the reference's defaults"
+        );
+        let none = Settings::load(&Cli::default(), &HashMap::new()).unwrap();
+        assert!(none.webhooks.is_empty());
+    }
+
+    #[test]
+    fn webhooks_from_a_json_list_merged_with_indexed_variables() {
+        let e = env(&[
+            (
+                "OH_WEBHOOKS",
+                r#"[{"base_url": "http://a", "headers": {"X-A": "1"}}, {"base_url": "http://b"}]"#,
+            ),
+            ("OH_WEBHOOKS_0_HEADERS", r#"{"X-B": "2"}"#),
+            ("OH_WEBHOOKS_1_NUM_RETRIES", "9"),
+            ("OH_WEBHOOKS_2_BASE_URL", "http://beyond-the-list"),
+        ]);
+        let s = Settings::load(&Cli::default(), &e).unwrap();
+        assert_eq!(s.webhooks.len(), 2);
+        assert_eq!(s.webhooks[0].headers.len(), 2, "headers are merged");
+        assert_eq!(s.webhooks[1].num_retries, 9);
+        // A count: the items come from the indexed variables (a JSON object each, or fields).
+        let e = env(&[
+            ("OH_WEBHOOKS", "2"),
+            (
+                "OH_WEBHOOKS_0",
+                r#"{"base_url": "http://x", "flush_delay": 1}"#,
+            ),
+            ("OH_WEBHOOKS_0_FLUSH_DELAY", "2.5"),
+            ("OH_WEBHOOKS_1_BASE_URL", "http://y"),
+        ]);
+        let s = Settings::load(&Cli::default(), &e).unwrap();
+        assert_eq!(s.webhooks[0].flush_delay, 2.5, "the field variable wins");
+        assert_eq!(s.webhooks[1].base_url, "http://y");
+    }
+
+    #[test]
+    fn webhooks_from_the_config_file_and_environment_overrides() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(
+            &f,
+            "[[webhooks]]\nbase_url = \"http://file\"\nflush_delay = 3\n\
+             headers = { Authorization = \"Bearer t\" }\n",
+        )
+        .unwrap();
+        let cli = Cli {
+            config: Some(f),
+            ..Default::default()
+        };
+        let s = Settings::load(&cli, &HashMap::new()).unwrap();
+        assert_eq!(s.webhooks.len(), 1);
+        assert_eq!(s.webhooks[0].flush_delay, 3.0);
+        assert_eq!(
+            s.webhooks[0]
+                .headers
+                .get("Authorization")
+                .map(String::as_str),
+            Some("Bearer t"),
+            "header names keep their case"
+        );
+        let e = env(&[("OH_WEBHOOKS_0_NUM_RETRIES", "1")]);
+        let s = Settings::load(&cli, &e).unwrap();
+        assert_eq!(
+            (s.webhooks[0].base_url.as_str(), s.webhooks[0].num_retries),
+            ("http://file", 1)
+        );
+        let e = env(&[("OH_WEBHOOKS", "[]")]);
+        assert!(Settings::load(&cli, &e).unwrap().webhooks.is_empty());
+    }
+
+    #[test]
+    fn bad_webhooks_stop_start_up_naming_the_problem() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("OH_WEBHOOKS_0_FLUSH_DELAY", "1")], "base_url"),
+            (
+                &[
+                    ("OH_WEBHOOKS_0_BASE_URL", "http://h"),
+                    ("OH_WEBHOOKS_0_FLUSH_DELAY", "soon"),
+                ],
+                "OH_WEBHOOKS_0_FLUSH_DELAY",
+            ),
+            (
+                &[
+                    ("OH_WEBHOOKS_0_BASE_URL", "http://h"),
+                    ("OH_WEBHOOKS_0_FLUSH_DELAY", "0"),
+                ],
+                "webhooks[0].flush_delay",
+            ),
+            (
+                &[
+                    ("OH_WEBHOOKS_0_BASE_URL", "http://h"),
+                    ("OH_WEBHOOKS_0_EVENT_BUFFER_SIZE", "0"),
+                ],
+                "webhooks[0].event_buffer_size",
+            ),
+            (
+                &[
+                    ("OH_WEBHOOKS_0_BASE_URL", "http://h"),
+                    ("OH_WEBHOOKS_0_NUM_RETRIES", "-1"),
+                ],
+                "num_retries",
+            ),
+            (
+                &[
+                    ("OH_WEBHOOKS_0_BASE_URL", "http://h"),
+                    ("OH_WEBHOOKS_0_MAX_QUEUE_SIZE", "0"),
+                ],
+                "webhooks[0].max_queue_size",
+            ),
+            (
+                &[
+                    ("OH_WEBHOOKS_0_BASE_URL", "http://h"),
+                    ("OH_WEBHOOKS_0_BASEURL", "x"),
+                ],
+                "OH_WEBHOOKS_0_BASEURL",
+            ),
+            (
+                &[
+                    ("OH_WEBHOOKS_0_BASE_URL", "http://h"),
+                    ("OH_WEBHOOKS_0_HEADERS", "X-A: 1"),
+                ],
+                "OH_WEBHOOKS_0_HEADERS",
+            ),
+            (
+                &[("OH_WEBHOOKS_0_BASE_URL", "mailto:me@example.com")],
+                "webhooks[0].base_url",
+            ),
+            (
+                &[("OH_WEBHOOKS", r#"{"base_url": "http://h"}"#)],
+                "OH_WEBHOOKS",
+            ),
+            (
+                &[("OH_WEBHOOKS", r#"[{"base_url": "http://h", "flush": 1}]"#)],
+                "flush",
+            ),
+            (&[("OH_WEBHOOKS", "1")], "OH_WEBHOOKS_0"),
+        ];
+        for (vars, needle) in cases {
+            let err = Settings::load(&Cli::default(), &env(vars)).unwrap_err().0;
+            assert!(err.contains(needle), "{vars:?}: {err}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, "[[webhooks]]\nbase_url = \"http://h\"\nretries = 2\n").unwrap();
+        let cli = Cli {
+            config: Some(f),
+            ..Default::default()
+        };
+        let err = Settings::load(&cli, &HashMap::new()).unwrap_err().0;
+        assert!(err.contains("retries"), "{err}");
+    }
 }

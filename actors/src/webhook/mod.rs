@@ -136,10 +136,12 @@ impl WebhookSpec {
     pub fn from_json(value: Value) -> Result<WebhookSpec, String> {
         serde_path_to_error::deserialize(value).map_err(|e| {
             let path = e.path().to_string();
-            if path == "." || path.is_empty() {
-                e.inner().to_string()
+            let inner = e.inner().to_string();
+            // "unknown field `x`" names the field already.
+            if path == "." || path.is_empty() || inner.starts_with("unknown field") {
+                inner
             } else {
-                format!("{path}: {}", e.inner())
+                format!("{path}: {inner}")
             }
         })
     }
