@@ -140,7 +140,7 @@ impl Application {
             let access = access.clone();
             let key: KeySource = Arc::new(move || access.get().first_key().map(str::to_string));
             let client = agent_actors::webhook::client().map_err(StartError)?;
-            Webhooks::start(&settings.webhooks, client, key)
+            Webhooks::start(&settings.webhooks, client, key, counters.clone())
         };
         let deps = Deps {
             store: store.clone(),

@@ -481,6 +481,26 @@ async fn a_failing_downstream_keeps_the_newest_events_within_the_bounds() {
         !delivered.iter().any(|e| e["id"] == log[0]["id"]),
         "the oldest were dropped"
     );
+    // Operators see it in /metrics.
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let sample = |name: &str| -> u64 {
+        let prefix = format!("{name}{{kind=\"events\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {prefix} in {text}"))
+    };
+    assert!(sample("agent_server_webhook_dropped_total") >= (log.len() - 5) as u64);
+    assert!(sample("agent_server_webhook_failures_total") >= 2);
+    assert!(sample("agent_server_webhook_deliveries_total") >= 1);
 }
 
 #[actix_web::test]

@@ -19,6 +19,7 @@ use tokio::sync::oneshot;
 use super::queue::{BoundedQueue, worth_reporting};
 use super::{Poster, Target};
 use crate::ids::Uuid;
+use crate::metrics::Counters;
 
 /// Requests in flight per spec (each for a different conversation).
 const PARALLEL: usize = 8;
@@ -48,13 +49,14 @@ struct Pending {
 pub struct ConversationWebhooks {
     targets: Vec<Arc<Target>>,
     poster: Poster,
+    counters: Arc<Counters>,
     pending: Vec<Pending>,
     drain_waiters: Vec<oneshot::Sender<()>>,
 }
 
 impl ConversationWebhooks {
     /// A sender for `targets`.
-    pub fn new(targets: Vec<Arc<Target>>, poster: Poster) -> Self {
+    pub fn new(targets: Vec<Arc<Target>>, poster: Poster, counters: Arc<Counters>) -> Self {
         let pending = targets
             .iter()
             .map(|t| Pending {
@@ -66,6 +68,7 @@ impl ConversationWebhooks {
         ConversationWebhooks {
             targets,
             poster,
+            counters,
             pending,
             drain_waiters: vec![],
         }
@@ -93,6 +96,11 @@ impl ConversationWebhooks {
                     .into_actor(self)
                     .map(move |result, act, ctx| {
                         act.pending[i].in_flight.remove(&id);
+                        let counter = match &result {
+                            Ok(()) => &act.counters.webhook_info_deliveries,
+                            Err(_) => &act.counters.webhook_info_failures,
+                        };
+                        Counters::add(counter, 1);
                         if let Err(e) = result {
                             log::warn!(
                                 "webhook {}: conversation info of {} not delivered: {e}",
@@ -148,6 +156,10 @@ impl Handler<PostInfo> for ConversationWebhooks {
             p.queue
                 .push_back((msg.id, msg.body.clone()), msg.body.len());
             let total = p.queue.dropped();
+            Counters::add(
+                &self.counters.webhook_infos_dropped,
+                total.saturating_sub(p.reported),
+            );
             if worth_reporting(p.reported, total) {
                 let spec = &self.targets[i].spec;
                 log::warn!(

@@ -37,6 +37,7 @@ use super::queue::{BoundedQueue, worth_reporting};
 use super::{Poster, Target};
 use crate::conversation::publisher::Frame;
 use crate::ids::Uuid;
+use crate::metrics::Counters;
 
 /// Frames the channel from the actor holds. The task drains it as frames
 /// come, so it only fills if the task cannot run at all; blocks are
@@ -57,7 +58,12 @@ pub struct EventFeed {
 
 impl EventFeed {
     /// Spawns the delivery task on the current arbiter.
-    pub fn start(target: Arc<Target>, poster: Poster, conversation: Uuid) -> EventFeed {
+    pub fn start(
+        target: Arc<Target>,
+        poster: Poster,
+        counters: Arc<Counters>,
+        conversation: Uuid,
+    ) -> EventFeed {
         let (tx, rx) = mpsc::channel(CHANNEL_FRAMES);
         let missed = Arc::new(AtomicU64::new(0));
         let delivery = Delivery {
@@ -66,6 +72,7 @@ impl EventFeed {
             queue: BoundedQueue::new(target.spec.max_queue_size, target.spec.max_queue_bytes),
             target,
             poster,
+            counters,
             missed: missed.clone(),
             missed_total: 0,
             reported: 0,
@@ -81,6 +88,7 @@ type Batch = Vec<(Arc<str>, usize)>;
 struct Delivery {
     target: Arc<Target>,
     poster: Poster,
+    counters: Arc<Counters>,
     url: String,
     conversation: String,
     queue: BoundedQueue<Arc<str>>,
@@ -116,6 +124,7 @@ impl Delivery {
                 result = maybe(&mut sending) => {
                     sending = None;
                     let batch = std::mem::take(&mut in_flight);
+                    self.count_outcome(&result);
                     if let Err(e) = result {
                         let n = batch.len();
                         self.queue.requeue_front(batch);
@@ -192,8 +201,11 @@ impl Delivery {
             let batch = self
                 .queue
                 .take_batch(spec.event_buffer_size, spec.max_batch_bytes);
-            if let Err(e) = self.send(&batch).await {
+            let result = self.send(&batch).await;
+            self.count_outcome(&result);
+            if let Err(e) = result {
                 let lost = batch.len() + self.queue.clear();
+                Counters::add(&self.counters.webhook_events_dropped, lost as u64);
                 log::warn!(
                     "webhook {}: conversation {}: {lost} event(s) dropped at close: {e}",
                     self.target.label,
@@ -209,8 +221,20 @@ impl Delivery {
         self.missed_total += n;
     }
 
+    fn count_outcome(&self, result: &Result<(), String>) {
+        let counter = match result {
+            Ok(()) => &self.counters.webhook_event_deliveries,
+            Err(_) => &self.counters.webhook_event_failures,
+        };
+        Counters::add(counter, 1);
+    }
+
     fn report_drops(&mut self) {
         let total = self.queue.dropped() + self.missed_total;
+        Counters::add(
+            &self.counters.webhook_events_dropped,
+            total.saturating_sub(self.reported),
+        );
         if worth_reporting(self.reported, total) {
             let spec = &self.target.spec;
             log::warn!(

@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::ids::Uuid;
+use crate::metrics::Counters;
 
 /// Header carrying the server's session key to the webhook service.
 pub const SESSION_KEY_HEADER: &str = "X-Session-API-Key";
@@ -343,6 +344,7 @@ struct Shared {
     targets: Vec<Arc<Target>>,
     poster: Poster,
     notifier: Addr<conversations::ConversationWebhooks>,
+    counters: Arc<Counters>,
 }
 
 impl std::fmt::Debug for Webhooks {
@@ -366,7 +368,12 @@ impl Webhooks {
 
     /// Starts the conversation notifier (on the current arbiter) for
     /// `specs`, which must have been validated. Empty `specs`: no webhooks.
-    pub fn start(specs: &[WebhookSpec], client: reqwest::Client, key: KeySource) -> Webhooks {
+    pub fn start(
+        specs: &[WebhookSpec],
+        client: reqwest::Client,
+        key: KeySource,
+        counters: Arc<Counters>,
+    ) -> Webhooks {
         if specs.is_empty() {
             return Webhooks::none();
         }
@@ -377,15 +384,17 @@ impl Webhooks {
             .collect();
         let poster = Poster::new(client, key);
         let notifier = {
-            let targets = targets.clone();
-            let poster = poster.clone();
-            Supervisor::start(move |_| conversations::ConversationWebhooks::new(targets, poster))
+            let (targets, poster, counters) = (targets.clone(), poster.clone(), counters.clone());
+            Supervisor::start(move |_| {
+                conversations::ConversationWebhooks::new(targets, poster, counters)
+            })
         };
         Webhooks {
             inner: Some(Arc::new(Shared {
                 targets,
                 poster,
                 notifier,
+                counters,
             })),
         }
     }
@@ -405,7 +414,14 @@ impl Webhooks {
         shared
             .targets
             .iter()
-            .map(|t| events::EventFeed::start(t.clone(), shared.poster.clone(), conversation))
+            .map(|t| {
+                events::EventFeed::start(
+                    t.clone(),
+                    shared.poster.clone(),
+                    shared.counters.clone(),
+                    conversation,
+                )
+            })
             .collect()
     }
 
