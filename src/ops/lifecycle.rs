@@ -9,9 +9,10 @@
 //! 2. requests in flight finish, for up to `shutdown_timeout_seconds`;
 //! 3. conversation actors close (runs are cancelled and left `running` in
 //!    the store, so the next start marks them `error` with an explanatory
-//!    event; terminals' shells are killed with their process groups) while
-//!    bash commands are terminated with their process groups and get a final
-//!    output; both within `shutdown_timeout_seconds`;
+//!    event; terminals' shells are killed with their process groups; their
+//!    webhook feeds send what they hold) while bash commands are terminated
+//!    with their process groups and get a final output, and queued
+//!    conversation webhooks are sent; all within `shutdown_timeout_seconds`;
 //! 4. the database is flushed, the actor system stopped, and `main` exits 0.
 //!
 //! A second SIGTERM/SIGINT during this exits at once (code 1). SIGHUP
