@@ -682,3 +682,79 @@ async fn webhooks_from_the_environment_reach_the_service_and_are_flushed_at_shut
     assert!(is_full_state(&second[0]));
     assert!(second.iter().any(|e| e["kind"] == "MessageEvent"));
 }
+
+#[actix_web::test]
+async fn a_restarted_actor_keeps_its_feed_and_a_respawned_one_starts_a_new_one() {
+    let rx = Receiver::start().await;
+    let mut hook = spec(&rx);
+    hook.event_buffer_size = 1;
+    let app = spawn_app_with(|s| {
+        s.testing.fault_injection = true;
+        s.webhooks = vec![hook];
+    })
+    .await;
+    let id = app.create_conversation().await;
+    let fault = |kind: &'static str| {
+        let path = format!("/api/_test/fault/conversations/{id}/{kind}");
+        let app = &app;
+        async move {
+            let (status, body) = app.post(&path, json!({})).await;
+            assert_eq!(status, 200, "{body}");
+        }
+    };
+    let snapshots = |r: &Receiver| r.delivered(&id).iter().filter(|e| is_full_state(e)).count();
+
+    // A supervised restart keeps the publisher, and with it the feed.
+    fault("stop").await;
+    app.send_message(&id, "after a restart", false).await;
+    let total = app.all_events(&id).await.len() + 1;
+    rx.wait(20, "the events after the restart", |r| {
+        r.delivered(&id).len() >= total
+    })
+    .await;
+    assert_eq!(snapshots(&rx), 1, "no second snapshot after a restart");
+
+    // A panic loses the actor; the respawned one starts a new feed.
+    fault("panic").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, _) = app
+            .post(
+                &format!("/api/conversations/{id}/events"),
+                json!({"role": "user", "content": [{"type": "text", "text": "after a panic"}]}),
+            )
+            .await;
+        if status == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the conversation did not come back"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    let log = app.all_events(&id).await;
+    let last = log.last().unwrap()["id"].clone();
+    rx.wait(20, "the events after the respawn", |r| {
+        r.delivered(&id).last().is_some_and(|e| e["id"] == last)
+    })
+    .await;
+    let delivered = rx.delivered(&id);
+    assert_eq!(
+        snapshots(&rx),
+        2,
+        "a respawned actor sends its own snapshot"
+    );
+    let second = delivered.iter().rposition(is_full_state).unwrap();
+    assert_eq!(
+        delivered[second]["value"]["last_user_message_id"],
+        log[log.len() - 4]["id"],
+        "the new snapshot is the state before the next message"
+    );
+    let persisted: Vec<Value> = delivered
+        .iter()
+        .filter(|e| !is_full_state(e))
+        .cloned()
+        .collect();
+    assert_eq!(ids(&persisted), ids(&log), "nothing lost or repeated");
+}

@@ -210,7 +210,9 @@ impl Handler<Create> for ConversationRegistry {
                     ConversationRecord::from_stored(&bytes, None).map_err(ActorError::Storage)?;
                 // The reference posts only for a conversation it created,
                 // after the initial message; its webhook info keeps the skills.
-                hooks.conversation_changed(id, &record.info_value(true));
+                if !hooks.is_empty() {
+                    hooks.conversation_changed(id, &record.info_value(true));
+                }
                 Ok((record.info_value(false), true))
             }
             .into_actor(self),
@@ -326,10 +328,12 @@ impl Handler<Delete> for ConversationRegistry {
         }
         // As in the reference: the info as it is, marked "deleting", before
         // the conversation is closed.
-        record.execution_status = ExecutionStatus::Deleting;
-        self.deps
-            .webhooks
-            .conversation_changed(id, &record.info_value(true));
+        if !self.deps.webhooks.is_empty() {
+            record.execution_status = ExecutionStatus::Deleting;
+            self.deps
+                .webhooks
+                .conversation_changed(id, &record.info_value(true));
+        }
         let addr = self.actors.remove(&id);
         let store = self.deps.store.clone();
         let scratch = record.persistence_dir.clone();
