@@ -76,6 +76,7 @@ impl EventFeed {
             missed: missed.clone(),
             missed_total: 0,
             reported: 0,
+            failing: false,
         };
         let task = actix::spawn(delivery.run(rx));
         EventFeed { tx, missed, task }
@@ -96,6 +97,8 @@ struct Delivery {
     missed_total: u64,
     /// Drops already logged (see [`worth_reporting`]).
     reported: u64,
+    /// The last batch failed for good (its warning was logged).
+    failing: bool,
 }
 
 /// Awaits the future in `slot`, or never when there is none.
@@ -131,10 +134,7 @@ impl Delivery {
                         self.report_drops();
                         owed = 0;
                         backoff = true;
-                        log::warn!(
-                            "webhook {}: conversation {}: {n} event(s) not delivered: {e}; kept for the next attempt",
-                            self.target.label, self.conversation
-                        );
+                        self.failed(n, &e);
                     }
                 }
                 () = maybe(&mut timer) => {
@@ -221,12 +221,38 @@ impl Delivery {
         self.missed_total += n;
     }
 
-    fn count_outcome(&self, result: &Result<(), String>) {
+    fn count_outcome(&mut self, result: &Result<(), String>) {
         let counter = match result {
             Ok(()) => &self.counters.webhook_event_deliveries,
             Err(_) => &self.counters.webhook_event_failures,
         };
         Counters::add(counter, 1);
+        if result.is_ok() && std::mem::take(&mut self.failing) {
+            log::info!(
+                "webhook {}: conversation {}: delivering again",
+                self.target.label,
+                self.conversation
+            );
+        }
+    }
+
+    /// Logs a failed batch: at `warn` when deliveries were working, at
+    /// `debug` while they keep failing (one line per conversation per
+    /// flush delay would flood the log while a service is down).
+    fn failed(&mut self, n: usize, why: &str) {
+        if std::mem::replace(&mut self.failing, true) {
+            log::debug!(
+                "webhook {}: conversation {}: {n} event(s) still not delivered: {why}",
+                self.target.label,
+                self.conversation
+            );
+        } else {
+            log::warn!(
+                "webhook {}: conversation {}: {n} event(s) not delivered: {why}; kept and retried every flush_delay",
+                self.target.label,
+                self.conversation
+            );
+        }
     }
 
     fn report_drops(&mut self) {
