@@ -136,8 +136,11 @@ impl Application {
             &settings.session_api_keys,
             &settings.allow_cors_origins,
         )));
-        let webhooks = {
+        let webhooks = if settings.webhooks.is_empty() {
+            Webhooks::none()
+        } else {
             let access = access.clone();
+            // Read per request, so that a SIGHUP key rotation reaches webhooks.
             let key: KeySource = Arc::new(move || access.get().first_key().map(str::to_string));
             let client = agent_actors::webhook::client().map_err(StartError)?;
             Webhooks::start(&settings.webhooks, client, key, counters.clone())

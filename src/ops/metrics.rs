@@ -259,7 +259,7 @@ pub fn render(state: &AppState) -> String {
         ),
         (
             "agent_server_webhook_dropped_total",
-            "Events and conversation notifications dropped by the webhook queue bounds (max_queue_size, max_queue_bytes), oldest first, by kind.",
+            "Events and conversation notifications dropped by the webhook queue bounds (max_queue_size, max_queue_bytes; oldest first), or still held when a closing feed's last flush failed, by kind.",
             &c.webhook_events_dropped,
             &c.webhook_infos_dropped,
         ),
