@@ -16,6 +16,7 @@ use agent_actors::conversation::{ConversationConfig, ConversationRegistry, Deps,
 use agent_actors::crypto::Cipher;
 use agent_actors::metrics::Counters;
 use agent_actors::store::Store;
+use agent_actors::webhook::{KeySource, Webhooks};
 
 use crate::auth::{Access, AccessCell};
 use crate::error::ApiError;
@@ -131,6 +132,19 @@ impl Application {
             fault_injection: settings.testing.fault_injection,
             idle_eviction_secs: settings.conversations.idle_eviction_seconds,
         };
+        let access = Arc::new(AccessCell::new(Access::new(
+            &settings.session_api_keys,
+            &settings.allow_cors_origins,
+        )));
+        let webhooks = if settings.webhooks.is_empty() {
+            Webhooks::none()
+        } else {
+            let access = access.clone();
+            // Read per request, so that a SIGHUP key rotation reaches webhooks.
+            let key: KeySource = Arc::new(move || access.get().first_key().map(str::to_string));
+            let client = agent_actors::webhook::client().map_err(StartError)?;
+            Webhooks::start(&settings.webhooks, client, key, counters.clone())
+        };
         let deps = Deps {
             store: store.clone(),
             cipher: cipher.clone(),
@@ -138,6 +152,7 @@ impl Application {
             http: http.clone(),
             run_slots: Arc::new(tokio::sync::Semaphore::new(settings.max_concurrent_runs)),
             counters: counters.clone(),
+            webhooks: webhooks.clone(),
         };
         // Conversation actors get their own threads, so that agent loops
         // never compete with HTTP workers for a thread.
@@ -184,11 +199,9 @@ impl Application {
             started: Instant::now(),
             ready: Arc::new(AtomicBool::new(false)),
             last_activity: Arc::new(AtomicI64::new(agent_actors::time::now_micros())),
-            access: Arc::new(AccessCell::new(Access::new(
-                &settings.session_api_keys,
-                &settings.allow_cors_origins,
-            ))),
+            access,
             http,
+            webhooks,
         });
         let workers = settings.http.workers.unwrap_or_else(|| {
             std::thread::available_parallelism()

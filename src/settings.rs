@@ -12,8 +12,10 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+use agent_actors::webhook::WebhookSpec;
 use config::{Config, File, FileFormat, Value as CValue, ValueKind};
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value as JValue};
 
 /// The documented defaults, compiled in.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
@@ -142,8 +144,9 @@ pub struct Settings {
     pub enable_vnc: bool,
     /// Reference compatibility; not acted on.
     pub preload_tools: bool,
-    /// Webhook subscribers (accepted; not delivered yet).
-    pub webhooks: Vec<serde_json::Value>,
+    /// Services that receive conversation events and conversation info
+    /// (the reference's `WebhookSpec` list).
+    pub webhooks: Vec<WebhookSpec>,
     /// Database.
     pub storage: StorageSettings,
     /// HTTP.
@@ -457,11 +460,8 @@ impl Settings {
             .try_deserialize()
             .map_err(|e| SettingsError(one_line(&e.to_string())))?;
         s.config_file = config_file;
-        if let Some(raw) = env.get("OH_WEBHOOKS") {
-            match serde_json::from_str::<serde_json::Value>(raw) {
-                Ok(serde_json::Value::Array(a)) => s.webhooks = a,
-                _ => return Err(SettingsError("OH_WEBHOOKS: expected a JSON list".into())),
-            }
+        if let Some(webhooks) = webhooks_from_env(&s.webhooks, env)? {
+            s.webhooks = webhooks;
         }
         // The reference's legacy single key.
         if s.session_api_keys.is_empty()
@@ -524,6 +524,10 @@ impl Settings {
         if self.host.trim().is_empty() {
             return bad("host", "must not be empty");
         }
+        for (i, hook) in self.webhooks.iter().enumerate() {
+            hook.validate()
+                .map_err(|why| SettingsError(format!("webhooks[{i}].{why}")))?;
+        }
         Ok(())
     }
 
@@ -550,6 +554,203 @@ impl Settings {
             None => self.persistence_dir().join("agent-server.db"),
         }
     }
+}
+
+/// How a webhook field is written in its variable.
+#[derive(Clone, Copy)]
+enum HookKind {
+    Str,
+    Int,
+    Float,
+    /// A JSON object (`headers`).
+    Object,
+}
+
+/// Fields of a webhook, read from `OH_WEBHOOKS_<i>_<FIELD upper-cased>`.
+const WEBHOOK_FIELDS: &[(&str, HookKind)] = &[
+    ("base_url", HookKind::Str),
+    ("event_buffer_size", HookKind::Int),
+    ("headers", HookKind::Object),
+    ("flush_delay", HookKind::Float),
+    ("num_retries", HookKind::Int),
+    ("retry_delay", HookKind::Int),
+    ("max_queue_size", HookKind::Int),
+    ("max_queue_bytes", HookKind::Int),
+    ("max_batch_bytes", HookKind::Int),
+];
+
+/// Most webhook items read from the environment.
+const MAX_ENV_WEBHOOKS: usize = 1000;
+
+fn json_object(var: &str, raw: &str, what: &str) -> Result<Map<String, JValue>, SettingsError> {
+    match serde_json::from_str::<JValue>(raw) {
+        Ok(JValue::Object(m)) => Ok(m),
+        _ => Err(SettingsError(format!(
+            "{var}: expected a JSON object ({what})"
+        ))),
+    }
+}
+
+/// One webhook item from `OH_WEBHOOKS_<i>` (a JSON object) and its field
+/// variables, which override it; `None` when none is set.
+fn webhook_item_from_env(
+    var: &str,
+    env: &HashMap<String, String>,
+) -> Result<Option<Map<String, JValue>>, SettingsError> {
+    let mut item = match env.get(var).filter(|v| !v.is_empty()) {
+        Some(raw) => Some(json_object(var, raw, "a webhook")?),
+        None => None,
+    };
+    let prefix = format!("{var}_");
+    for (name, raw) in env {
+        let Some(field) = name.strip_prefix(&prefix) else {
+            continue;
+        };
+        let Some((key, kind)) = WEBHOOK_FIELDS
+            .iter()
+            .find(|(k, _)| k.to_ascii_uppercase() == field)
+        else {
+            let known: Vec<String> = WEBHOOK_FIELDS
+                .iter()
+                .map(|(k, _)| k.to_ascii_uppercase())
+                .collect();
+            return Err(SettingsError(format!(
+                "{name}: unknown webhook field (known: {}; headers take a JSON object in {var}_HEADERS)",
+                known.join(", ")
+            )));
+        };
+        let value = match kind {
+            HookKind::Str => JValue::String(raw.clone()),
+            HookKind::Int => JValue::from(
+                raw.trim()
+                    .parse::<i64>()
+                    .map_err(|_| SettingsError(format!("{name}: '{raw}' is not an integer")))?,
+            ),
+            HookKind::Float => {
+                let f = raw
+                    .trim()
+                    .parse::<f64>()
+                    .map_err(|_| SettingsError(format!("{name}: '{raw}' is not a number")))?;
+                serde_json::Number::from_f64(f)
+                    .map(JValue::Number)
+                    .ok_or_else(|| {
+                        SettingsError(format!("{name}: '{raw}' is not a finite number"))
+                    })?
+            }
+            HookKind::Object => JValue::Object(json_object(name, raw, "header names to values")?),
+        };
+        let item = item.get_or_insert_with(Map::new);
+        match (item.get_mut(*key), value) {
+            // Headers from both places are merged, the field variable winning.
+            (Some(JValue::Object(old)), JValue::Object(new)) => old.extend(new),
+            (_, value) => {
+                item.insert((*key).to_string(), value);
+            }
+        }
+    }
+    Ok(item)
+}
+
+/// The webhook list when the environment sets any of it, with the
+/// reference's grammar: `OH_WEBHOOKS` (a JSON list, or a count of items)
+/// replaces the list of the files; then `OH_WEBHOOKS_<i>` (a JSON object)
+/// and `OH_WEBHOOKS_<i>_<FIELD>` override fields of item `i`. Without
+/// `OH_WEBHOOKS`, items continue past the files' ones until the first index
+/// with no variable.
+fn webhooks_from_env(
+    from_files: &[WebhookSpec],
+    env: &HashMap<String, String>,
+) -> Result<Option<Vec<WebhookSpec>>, SettingsError> {
+    const VAR: &str = "OH_WEBHOOKS";
+    if !env
+        .keys()
+        .any(|k| k == VAR || k.starts_with("OH_WEBHOOKS_"))
+    {
+        return Ok(None);
+    }
+    let explicit = env.get(VAR).filter(|v| !v.is_empty());
+    let mut items: Vec<Option<Map<String, JValue>>> = match explicit {
+        Some(raw) => match serde_json::from_str::<JValue>(raw) {
+            Ok(JValue::Array(list)) => list
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| match v {
+                    JValue::Object(m) => Ok(Some(m)),
+                    _ => Err(SettingsError(format!(
+                        "{VAR}: item {i} is not a JSON object"
+                    ))),
+                })
+                .collect::<Result<_, _>>()?,
+            Ok(JValue::Number(n)) => {
+                let count = n
+                    .as_u64()
+                    .filter(|c| *c as usize <= MAX_ENV_WEBHOOKS)
+                    .ok_or_else(|| {
+                        SettingsError(format!(
+                            "{VAR}: an item count must be between 0 and {MAX_ENV_WEBHOOKS}"
+                        ))
+                    })?;
+                vec![None; count as usize]
+            }
+            _ => {
+                return Err(SettingsError(format!(
+                    "{VAR}: expected a JSON list of webhooks or an item count"
+                )));
+            }
+        },
+        None => from_files
+            .iter()
+            .map(|spec| match serde_json::to_value(spec) {
+                Ok(JValue::Object(m)) => Some(m),
+                _ => None,
+            })
+            .collect(),
+    };
+    let limit = if explicit.is_some() {
+        items.len()
+    } else {
+        MAX_ENV_WEBHOOKS
+    };
+    for i in 0..limit {
+        let var = format!("{VAR}_{i}");
+        let found = webhook_item_from_env(&var, env)?;
+        let Some(overrides) = found else {
+            if i >= items.len() {
+                break;
+            }
+            continue;
+        };
+        if i >= items.len() {
+            items.push(None);
+        }
+        match &mut items[i] {
+            Some(item) => {
+                for (k, v) in overrides {
+                    match (item.get_mut(&k), v) {
+                        (Some(JValue::Object(old)), JValue::Object(new)) => old.extend(new),
+                        (_, v) => {
+                            item.insert(k, v);
+                        }
+                    }
+                }
+            }
+            empty => *empty = Some(overrides),
+        }
+    }
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let item = item.ok_or_else(|| {
+                SettingsError(format!(
+                    "{VAR}_{i}: webhook {i} is counted in {VAR} but not set (set {VAR}_{i}_BASE_URL)"
+                ))
+            })?;
+            WebhookSpec::from_json(JValue::Object(item))
+                .map_err(|why| SettingsError(format!("{VAR}_{i}: {why}")))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
 }
 
 fn one_line(s: &str) -> String {
@@ -645,5 +846,189 @@ mod tests {
         assert!(err.contains("prot"), "{err}");
         assert!(Cli::parse(["--bogus".to_string()]).is_err());
         assert!(Cli::parse(["--port".to_string(), "x".to_string()]).is_err());
+    }
+
+    #[test]
+    fn webhooks_from_indexed_variables() {
+        let e = env(&[
+            ("OH_WEBHOOKS_0_BASE_URL", "http://127.0.0.1:9/hooks"),
+            ("OH_WEBHOOKS_0_EVENT_BUFFER_SIZE", " 7 "),
+            ("OH_WEBHOOKS_0_FLUSH_DELAY", "0.25"),
+            ("OH_WEBHOOKS_0_HEADERS", r#"{"X-Team": "blue"}"#),
+            ("OH_WEBHOOKS_0_NUM_RETRIES", "0"),
+            ("OH_WEBHOOKS_0_RETRY_DELAY", "2"),
+            ("OH_WEBHOOKS_0_MAX_QUEUE_SIZE", "20"),
+            ("OH_WEBHOOKS_1_BASE_URL", "https://hooks.example.com"),
+            ("OH_WEBHOOKS_3_BASE_URL", "http://after-a-gap"),
+        ]);
+        let s = Settings::load(&Cli::default(), &e).unwrap();
+        assert_eq!(s.webhooks.len(), 2, "the gap at 2 ends the list");
+        let h = &s.webhooks[0];
+        assert_eq!(h.base_url, "http://127.0.0.1:9/hooks");
+        assert_eq!(
+            (
+                h.event_buffer_size,
+                h.flush_delay,
+                h.num_retries,
+                h.retry_delay
+            ),
+            (7, 0.25, 0, 2)
+        );
+        assert_eq!(h.max_queue_size, 20);
+        assert_eq!(h.headers.get("X-Team").map(String::as_str), Some("blue"));
+        assert_eq!(
+            s.webhooks[1],
+            WebhookSpec::new("https://hooks.example.com"),
+            "unset fields take the reference's defaults"
+        );
+        let none = Settings::load(&Cli::default(), &HashMap::new()).unwrap();
+        assert!(none.webhooks.is_empty());
+    }
+
+    #[test]
+    fn webhooks_from_a_json_list_merged_with_indexed_variables() {
+        let e = env(&[
+            (
+                "OH_WEBHOOKS",
+                r#"[{"base_url": "http://a", "headers": {"X-A": "1"}}, {"base_url": "http://b"}]"#,
+            ),
+            ("OH_WEBHOOKS_0_HEADERS", r#"{"X-B": "2"}"#),
+            ("OH_WEBHOOKS_1_NUM_RETRIES", "9"),
+            ("OH_WEBHOOKS_2_BASE_URL", "http://beyond-the-list"),
+        ]);
+        let s = Settings::load(&Cli::default(), &e).unwrap();
+        assert_eq!(s.webhooks.len(), 2);
+        assert_eq!(s.webhooks[0].headers.len(), 2, "headers are merged");
+        assert_eq!(s.webhooks[1].num_retries, 9);
+        // A count: the items come from the indexed variables (a JSON object each, or fields).
+        let e = env(&[
+            ("OH_WEBHOOKS", "2"),
+            (
+                "OH_WEBHOOKS_0",
+                r#"{"base_url": "http://x", "flush_delay": 1}"#,
+            ),
+            ("OH_WEBHOOKS_0_FLUSH_DELAY", "2.5"),
+            ("OH_WEBHOOKS_1_BASE_URL", "http://y"),
+        ]);
+        let s = Settings::load(&Cli::default(), &e).unwrap();
+        assert_eq!(s.webhooks[0].flush_delay, 2.5, "the field variable wins");
+        assert_eq!(s.webhooks[1].base_url, "http://y");
+    }
+
+    #[test]
+    fn webhooks_from_the_config_file_and_environment_overrides() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(
+            &f,
+            "[[webhooks]]\nbase_url = \"http://file\"\nflush_delay = 3\n\
+             headers = { Authorization = \"Bearer t\" }\n",
+        )
+        .unwrap();
+        let cli = Cli {
+            config: Some(f),
+            ..Default::default()
+        };
+        let s = Settings::load(&cli, &HashMap::new()).unwrap();
+        assert_eq!(s.webhooks.len(), 1);
+        assert_eq!(s.webhooks[0].flush_delay, 3.0);
+        assert_eq!(
+            s.webhooks[0]
+                .headers
+                .get("Authorization")
+                .map(String::as_str),
+            Some("Bearer t"),
+            "header names keep their case"
+        );
+        let e = env(&[("OH_WEBHOOKS_0_NUM_RETRIES", "1")]);
+        let s = Settings::load(&cli, &e).unwrap();
+        assert_eq!(
+            (s.webhooks[0].base_url.as_str(), s.webhooks[0].num_retries),
+            ("http://file", 1)
+        );
+        let e = env(&[("OH_WEBHOOKS", "[]")]);
+        assert!(Settings::load(&cli, &e).unwrap().webhooks.is_empty());
+    }
+
+    #[test]
+    fn bad_webhooks_stop_start_up_naming_the_problem() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("OH_WEBHOOKS_0_FLUSH_DELAY", "1")], "base_url"),
+            (
+                &[
+                    ("OH_WEBHOOKS_0_BASE_URL", "http://h"),
+                    ("OH_WEBHOOKS_0_FLUSH_DELAY", "soon"),
+                ],
+                "OH_WEBHOOKS_0_FLUSH_DELAY",
+            ),
+            (
+                &[
+                    ("OH_WEBHOOKS_0_BASE_URL", "http://h"),
+                    ("OH_WEBHOOKS_0_FLUSH_DELAY", "0"),
+                ],
+                "webhooks[0].flush_delay",
+            ),
+            (
+                &[
+                    ("OH_WEBHOOKS_0_BASE_URL", "http://h"),
+                    ("OH_WEBHOOKS_0_EVENT_BUFFER_SIZE", "0"),
+                ],
+                "webhooks[0].event_buffer_size",
+            ),
+            (
+                &[
+                    ("OH_WEBHOOKS_0_BASE_URL", "http://h"),
+                    ("OH_WEBHOOKS_0_NUM_RETRIES", "-1"),
+                ],
+                "num_retries",
+            ),
+            (
+                &[
+                    ("OH_WEBHOOKS_0_BASE_URL", "http://h"),
+                    ("OH_WEBHOOKS_0_MAX_QUEUE_SIZE", "0"),
+                ],
+                "webhooks[0].max_queue_size",
+            ),
+            (
+                &[
+                    ("OH_WEBHOOKS_0_BASE_URL", "http://h"),
+                    ("OH_WEBHOOKS_0_BASEURL", "x"),
+                ],
+                "OH_WEBHOOKS_0_BASEURL",
+            ),
+            (
+                &[
+                    ("OH_WEBHOOKS_0_BASE_URL", "http://h"),
+                    ("OH_WEBHOOKS_0_HEADERS", "X-A: 1"),
+                ],
+                "OH_WEBHOOKS_0_HEADERS",
+            ),
+            (
+                &[("OH_WEBHOOKS_0_BASE_URL", "mailto:me@example.com")],
+                "webhooks[0].base_url",
+            ),
+            (
+                &[("OH_WEBHOOKS", r#"{"base_url": "http://h"}"#)],
+                "OH_WEBHOOKS",
+            ),
+            (
+                &[("OH_WEBHOOKS", r#"[{"base_url": "http://h", "flush": 1}]"#)],
+                "flush",
+            ),
+            (&[("OH_WEBHOOKS", "1")], "OH_WEBHOOKS_0"),
+        ];
+        for (vars, needle) in cases {
+            let err = Settings::load(&Cli::default(), &env(vars)).unwrap_err().0;
+            assert!(err.contains(needle), "{vars:?}: {err}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, "[[webhooks]]\nbase_url = \"http://h\"\nretries = 2\n").unwrap();
+        let cli = Cli {
+            config: Some(f),
+            ..Default::default()
+        };
+        let err = Settings::load(&cli, &HashMap::new()).unwrap_err().0;
+        assert!(err.contains("retries"), "{err}");
     }
 }

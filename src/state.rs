@@ -43,6 +43,8 @@ pub struct AppState {
     pub access: Arc<AccessCell>,
     /// Outgoing HTTP client.
     pub http: reqwest::Client,
+    /// Configured webhooks (drained at shutdown).
+    pub webhooks: agent_actors::webhook::Webhooks,
 }
 
 impl AppState {

@@ -16,3 +16,4 @@ pub mod settings;
 pub mod store;
 pub mod time;
 pub mod tools;
+pub mod webhook;

@@ -97,6 +97,19 @@ pub struct Counters {
     /// HTTP requests being handled now (WebSocket sessions count only
     /// during their handshake).
     pub http_in_flight: AtomicU64,
+    /// Event webhook requests answered 2xx.
+    pub webhook_event_deliveries: AtomicU64,
+    /// Event webhook requests that failed after their retries.
+    pub webhook_event_failures: AtomicU64,
+    /// Events dropped by the webhook queue bounds (or still held when a
+    /// feed's last flush failed).
+    pub webhook_events_dropped: AtomicU64,
+    /// Conversation webhook requests answered 2xx.
+    pub webhook_info_deliveries: AtomicU64,
+    /// Conversation webhook requests that failed after their retries.
+    pub webhook_info_failures: AtomicU64,
+    /// Conversation notifications dropped by the queue bounds.
+    pub webhook_infos_dropped: AtomicU64,
 }
 
 impl Counters {

@@ -9,9 +9,10 @@
 //! 2. requests in flight finish, for up to `shutdown_timeout_seconds`;
 //! 3. conversation actors close (runs are cancelled and left `running` in
 //!    the store, so the next start marks them `error` with an explanatory
-//!    event; terminals' shells are killed with their process groups) while
-//!    bash commands are terminated with their process groups and get a final
-//!    output; both within `shutdown_timeout_seconds`;
+//!    event; terminals' shells are killed with their process groups; their
+//!    webhook feeds send what they hold) while bash commands are terminated
+//!    with their process groups and get a final output, and queued
+//!    conversation webhooks are sent; all within `shutdown_timeout_seconds`;
 //! 4. the database is flushed, the actor system stopped, and `main` exits 0.
 //!
 //! A second SIGTERM/SIGINT during this exits at once (code 1). SIGHUP
@@ -60,9 +61,13 @@ pub async fn drain_requests(counters: &Counters, limit: Duration) -> bool {
 pub async fn stop_services(state: &AppState, limit: Duration) -> bool {
     let conversations = state.conversations.send(Shutdown);
     let bash = state.bash.registry.send(ShutdownCommands);
-    let both = futures_util::future::join(conversations, bash);
-    let in_time = match actix_web::rt::time::timeout(limit, both).await {
-        Ok((c, b)) => {
+    // Conversation webhooks already queued (a delete's, say) get the same
+    // time as the rest; the conversations' own event feeds are flushed as
+    // part of closing them.
+    let webhooks = state.webhooks.drain();
+    let all = futures_util::future::join3(conversations, bash, webhooks);
+    let in_time = match actix_web::rt::time::timeout(limit, all).await {
+        Ok((c, b, ())) => {
             if let Err(e) = c {
                 log::warn!("conversation registry unavailable at shutdown: {e}");
             }

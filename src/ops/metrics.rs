@@ -244,6 +244,31 @@ pub fn render(state: &AppState) -> String {
         );
     }
 
+    for (name, help, events, infos) in [
+        (
+            "agent_server_webhook_deliveries_total",
+            "Webhook requests answered 2xx, by kind (events or conversations).",
+            &c.webhook_event_deliveries,
+            &c.webhook_info_deliveries,
+        ),
+        (
+            "agent_server_webhook_failures_total",
+            "Webhook requests that still failed after their retries, by kind.",
+            &c.webhook_event_failures,
+            &c.webhook_info_failures,
+        ),
+        (
+            "agent_server_webhook_dropped_total",
+            "Events and conversation notifications dropped by the webhook queue bounds (max_queue_size, max_queue_bytes; oldest first), or still held when a closing feed's last flush failed, by kind.",
+            &c.webhook_events_dropped,
+            &c.webhook_infos_dropped,
+        ),
+    ] {
+        out.family(name, "counter", help);
+        out.sample(name, &[("kind", "events")], Counters::get(events));
+        out.sample(name, &[("kind", "conversations")], Counters::get(infos));
+    }
+
     out.counter(
         "agent_server_bash_commands_started_total",
         "Commands started through the bash API.",

@@ -1,11 +1,15 @@
 //! `/api/conversations`: create, read, list, update and delete
 //! conversations, and the run-control routes (run, pause, interrupt,
 //! secrets, policies, side questions). Reads come straight from the store;
-//! every change is one message to the conversation's actor.
+//! every change is one message to the conversation's actor. Create, pause,
+//! interrupt, update and delete notify the conversation webhooks from the
+//! actors' side, so a client that hangs up cannot lose the notification and
+//! no answer waits for it.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use agent_actors::conversation::messages::*;
+use agent_actors::conversation::webhooks::WithWebhook;
 use agent_actors::ids::Uuid;
 use agent_actors::model::conversation::{
     ExecutionStatus, StartConversationRequest, UpdateConversationRequest,
@@ -362,7 +366,7 @@ pub async fn update_conversation(
     if !state.store.has_conversation(&id)? {
         return Ok(success(false));
     }
-    state.call(id, Update(update)).await??;
+    state.call(id, WithWebhook(Update(update))).await??;
     Ok(success(true))
 }
 
@@ -396,7 +400,7 @@ pub async fn pause_conversation(
     if !state.store.has_conversation(&id)? {
         return Err(ApiError::bad_request());
     }
-    state.call(id, Pause).await??;
+    state.call(id, WithWebhook(Pause)).await??;
     Ok(success(true))
 }
 
@@ -413,7 +417,7 @@ pub async fn interrupt_conversation(
     if !state.store.has_conversation(&id)? {
         return Err(ApiError::bad_request());
     }
-    state.call(id, Interrupt).await??;
+    state.call(id, WithWebhook(Interrupt)).await??;
     Ok(success(true))
 }
 

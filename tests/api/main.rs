@@ -20,5 +20,6 @@ mod ops;
 mod persistence;
 mod rawwire;
 mod settings;
+mod webhooks;
 mod websocket;
 mod workspace;

@@ -46,6 +46,8 @@ pub struct ConversationActor {
     /// Why it was closed: decides what late messages are told.
     close_reason: u8,
     pub(super) last_activity: Instant,
+    /// Delivery tasks of the webhook feeds (awaited at shutdown only).
+    pub(super) webhook_tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl ConversationActor {
@@ -72,6 +74,7 @@ impl ConversationActor {
             closed: false,
             close_reason: end::NONE,
             last_activity: Instant::now(),
+            webhook_tasks: vec![],
         }
     }
 
@@ -139,6 +142,9 @@ impl ConversationActor {
         self.publisher.reset_durable_floor(self.last_seq);
         self.flush_in_flight = false;
         self.kick_flush(ctx);
+        // Before a recovery, so that the feeds see its events after the
+        // snapshot of the state they change.
+        self.start_webhook_feeds();
         self.run.reset();
         if self.record.execution_status == ExecutionStatus::Running {
             self.recover_interrupted_run(ctx);
@@ -619,12 +625,22 @@ impl Handler<Close> for ConversationActor {
             end::SHUTDOWN
         };
         let session = self.close(ctx, reason);
+        // A shutdown also waits for the webhook feeds to send what they
+        // hold (the caller bounds the wait); a delete does not.
+        let feeds = if msg.delete {
+            vec![]
+        } else {
+            std::mem::take(&mut self.webhook_tasks)
+        };
         // Replies once the shell and its processes are gone, so that a
         // shutdown can wait for them.
         Box::pin(async move {
-            if let Some(session) = session {
-                let _ = session.send(terminal::Close).await;
-            }
+            let shell = async {
+                if let Some(session) = session {
+                    let _ = session.send(terminal::Close).await;
+                }
+            };
+            futures_util::future::join(shell, futures_util::future::join_all(feeds)).await;
         })
     }
 }

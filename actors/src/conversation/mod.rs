@@ -11,6 +11,7 @@ pub mod persist;
 pub mod publisher;
 pub mod registry;
 pub mod run;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -84,6 +85,8 @@ pub struct Deps {
     pub run_slots: Arc<tokio::sync::Semaphore>,
     /// Counters for operators.
     pub counters: Arc<crate::metrics::Counters>,
+    /// Configured webhooks (empty when none).
+    pub webhooks: crate::webhook::Webhooks,
 }
 
 /// Why a conversation operation failed.

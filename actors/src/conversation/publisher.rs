@@ -3,14 +3,16 @@
 //!
 //! Frames wait in the outbox until the events they carry are on disk (when
 //! the durability policy asks for it), then go to every subscriber through
-//! its own bounded queue. A subscriber whose queue is full is dropped and told
-//! why through its end flag; the writer never waits for a reader. Frames that
-//! are not persisted (`full_state` snapshots, streaming deltas) keep their
-//! place in the order. No I/O and no actix here: the actor drives it.
+//! its own bounded queue. A socket subscriber whose queue is full is dropped
+//! and told why through its end flag; a webhook feed keeps its place and the
+//! frame is counted as missed (its own queue sheds the oldest events). The
+//! writer never waits for a reader. Frames that are not persisted
+//! (`full_state` snapshots, streaming deltas) keep their place in the order.
+//! No I/O and no actix here: the actor drives it.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 use tokio::sync::mpsc;
 
@@ -38,15 +40,24 @@ pub mod end {
     pub const EVICTED: u8 = 4;
 }
 
+/// What a full queue does to a subscriber.
+#[derive(Debug, Clone)]
+pub enum OnFull {
+    /// A socket: dropped, with [`end::OVERFLOW`]; it resumes with `after_seq`.
+    Close(Arc<AtomicU8>),
+    /// A webhook feed: kept; the frame is counted here as missed.
+    Skip(Arc<AtomicU64>),
+}
+
 /// The sending side of one subscription.
 #[derive(Debug)]
 pub struct Subscriber {
     /// Id within the conversation.
     pub id: u64,
-    /// Bounded queue to the socket.
+    /// Bounded queue to the socket or feed.
     pub tx: mpsc::Sender<Frame>,
-    /// End reason, see [`end`].
-    pub end: Arc<AtomicU8>,
+    /// Overflow policy, with the socket's end reason or the feed's counter.
+    pub on_full: OnFull,
 }
 
 /// Outbox and subscriber list of one conversation.
@@ -124,26 +135,50 @@ impl Publisher {
         self.subscribers
             .retain(|s| match s.tx.try_send(frame.clone()) {
                 Ok(()) => true,
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    s.end.store(end::OVERFLOW, Ordering::SeqCst);
-                    false
-                }
+                Err(mpsc::error::TrySendError::Full(_)) => match &s.on_full {
+                    OnFull::Close(end) => {
+                        end.store(end::OVERFLOW, Ordering::SeqCst);
+                        false
+                    }
+                    OnFull::Skip(missed) => {
+                        missed.fetch_add(1, Ordering::Relaxed);
+                        true
+                    }
+                },
                 Err(mpsc::error::TrySendError::Closed(_)) => false,
             });
     }
 
-    /// Number of live subscribers.
+    /// Number of live socket subscribers (webhook feeds not counted: they
+    /// neither use up the subscriber limit nor keep an actor from eviction).
     pub fn subscriber_count(&self) -> usize {
-        self.subscribers.len()
+        self.subscribers
+            .iter()
+            .filter(|s| matches!(s.on_full, OnFull::Close(_)))
+            .count()
     }
 
-    /// Adds a subscriber; returns its id.
+    /// Number of live webhook feeds.
+    pub fn feed_count(&self) -> usize {
+        self.subscribers.len() - self.subscriber_count()
+    }
+
+    /// Adds a socket subscriber; returns its id.
     pub fn subscribe(&mut self, tx: mpsc::Sender<Frame>, end: Arc<AtomicU8>) -> u64 {
+        self.add(tx, OnFull::Close(end))
+    }
+
+    /// Adds a webhook feed; frames it cannot take are counted in `missed`.
+    pub fn subscribe_feed(&mut self, tx: mpsc::Sender<Frame>, missed: Arc<AtomicU64>) -> u64 {
+        self.add(tx, OnFull::Skip(missed))
+    }
+
+    fn add(&mut self, tx: mpsc::Sender<Frame>, on_full: OnFull) -> u64 {
         self.next_id += 1;
         self.subscribers.push(Subscriber {
             id: self.next_id,
             tx,
-            end,
+            on_full,
         });
         self.next_id
     }
@@ -153,10 +188,13 @@ impl Publisher {
         self.subscribers.retain(|s| s.id != id);
     }
 
-    /// Drops every subscriber, telling them why.
+    /// Drops every subscriber, telling sockets why (a webhook feed sends
+    /// what it still holds and ends).
     pub fn close_all(&mut self, reason: u8) {
         for s in self.subscribers.drain(..) {
-            s.end.store(reason, Ordering::SeqCst);
+            if let OnFull::Close(end) = &s.on_full {
+                end.store(reason, Ordering::SeqCst);
+            }
         }
     }
 
@@ -213,5 +251,28 @@ mod tests {
         for _ in 1..=3 {
             assert!(fast_rx.try_recv().is_ok());
         }
+    }
+
+    #[test]
+    fn a_full_feed_is_kept_and_counts_what_it_missed() {
+        let mut p = Publisher::new(0);
+        let (feed_tx, mut feed_rx) = mpsc::channel(1);
+        let missed = Arc::new(AtomicU64::new(0));
+        p.subscribe_feed(feed_tx, missed.clone());
+        let (sock_tx, _sock_rx) = mpsc::channel(10);
+        p.subscribe(sock_tx, Arc::new(AtomicU8::new(0)));
+        assert_eq!((p.subscriber_count(), p.feed_count()), (1, 1));
+        for i in 1..=3 {
+            p.push(f(Some(i), "e"));
+            p.mark_durable(i);
+        }
+        assert_eq!(missed.load(Ordering::Relaxed), 2);
+        assert_eq!(p.feed_count(), 1, "a feed is never dropped for being full");
+        assert!(feed_rx.try_recv().is_ok());
+        p.push(f(None, "snap"));
+        assert_eq!(&*feed_rx.try_recv().unwrap().text, "snap");
+        p.close_all(end::DELETED);
+        assert!(feed_rx.try_recv().is_err());
+        assert!(feed_rx.is_closed());
     }
 }

@@ -192,6 +192,7 @@ impl Handler<Create> for ConversationRegistry {
         let working_dir = record.workspace.working_dir.clone();
         let addr = self.spawn(record, ctx);
         let store = self.deps.store.clone();
+        let hooks = self.deps.webhooks.clone();
         Box::pin(
             async move {
                 git_init_if_needed(working_dir).await;
@@ -204,6 +205,11 @@ impl Handler<Create> for ConversationRegistry {
                 }
                 let (record, _) =
                     ConversationRecord::load(&store, &id, None)?.ok_or(ActorError::NotFound)?;
+                // The reference posts only for a conversation it created,
+                // after the initial message; its webhook info keeps the skills.
+                if !hooks.is_empty() {
+                    hooks.conversation_changed(id, &record.info_value(true));
+                }
                 Ok((record.info_value(false), true))
             }
             .into_actor(self),
@@ -310,11 +316,19 @@ impl Handler<Delete> for ConversationRegistry {
             Ok(r) => r,
             Err(e) => return Box::pin(fut::ready(Err(e))),
         };
-        let Some(record) = record else {
+        let Some(mut record) = record else {
             return Box::pin(fut::ready(Ok(false)));
         };
         if !self.busy.insert(id) {
             return Box::pin(fut::ready(Ok(true)));
+        }
+        // As in the reference: the info as it is, marked "deleting", before
+        // the conversation is closed.
+        if !self.deps.webhooks.is_empty() {
+            record.execution_status = ExecutionStatus::Deleting;
+            self.deps
+                .webhooks
+                .conversation_changed(id, &record.info_value(true));
         }
         let addr = self.actors.remove(&id);
         let store = self.deps.store.clone();
