@@ -512,3 +512,122 @@ async fn bad_hook_configs_are_refused_with_the_problem() {
         assert_eq!(status, 201, "{resp}");
     }
 }
+
+#[actix_web::test]
+async fn a_hook_session_keeps_its_actor_loaded() {
+    let (app, _llm, id) = hook_app_with(
+        vec![],
+        json!({"session_start": [{"hooks": [{"command": "echo started >> session.log"}]}]}),
+        |s| s.conversations.idle_eviction_seconds = Some(1),
+    )
+    .await;
+    app.send_message(&id, "hello", false).await;
+    // Idle well past the eviction time: an evicted actor would start a
+    // second session on the next message.
+    actix_web::rt::time::sleep(Duration::from_millis(3500)).await;
+    app.send_message(&id, "still the same session?", false).await;
+    assert_eq!(hooks_of(&app.all_events(&id).await, "SessionStart").len(), 1);
+    let log = std::fs::read_to_string(app.path("ws").join("session.log")).unwrap();
+    assert_eq!(log, "started\n");
+}
+
+/// The real binary: `kill -9` while a hook runs leaves a recoverable
+/// conversation; a restart starts a new session; a clean shutdown runs and
+/// records SessionEnd.
+#[actix_web::test]
+async fn restarts_while_a_hook_runs_and_session_end_at_shutdown() {
+    use crate::helpers::{ServerProcess, client_with_key};
+    let dir = tempfile::tempdir().unwrap();
+    let llm = ScriptedLlm::start(vec![Reply::terminal("echo never")]).await;
+    let ws = dir.path().join("ws");
+    let client = client_with_key(None);
+    let server = ServerProcess::start(dir.path(), &[]);
+    let body = json!({
+        "agent": {"llm": {"model": "openai/mock-model", "api_key": "sk-test", "base_url": llm.openai_base,
+                          "num_retries": 1}, "tools": [{"name": "terminal"}], "kind": "Agent"},
+        "workspace": {"working_dir": ws.to_string_lossy(), "kind": "LocalWorkspace"},
+        "hook_config": {
+            "session_start": [{"hooks": [{"command": "echo started >> session.log"}]}],
+            "session_end": [{"hooks": [{"command": "echo ended >> session.log"}]}],
+            "pre_tool_use": [{"hooks": [{"command": "touch hook-started; sleep 10", "timeout": 60}]}]
+        }
+    });
+    let info: Value = client
+        .post(format!("{}/api/conversations", server.address))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = info["id"].as_str().unwrap().to_string();
+    let send = |addr: String, run: bool| {
+        let (client, id) = (client.clone(), id.clone());
+        async move {
+            let r = client
+                .post(format!("{addr}/api/conversations/{id}/events"))
+                .json(&json!({"role": "user", "content": [{"type": "text", "text": "go"}], "run": run}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+        }
+    };
+    send(server.address.clone(), true).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ws.join("hook-started").exists() {
+        assert!(Instant::now() < deadline, "the PreToolUse hook did not start");
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.kill9();
+
+    let server = ServerProcess::start(dir.path(), &[]);
+    let get = |addr: String| {
+        let (client, id) = (client.clone(), id.clone());
+        async move {
+            let v: Value = client
+                .get(format!("{addr}/api/conversations/{id}"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v
+        }
+    };
+    let info = get(server.address.clone()).await;
+    assert_eq!(info["execution_status"], "error", "recovered, not stuck running: {info}");
+    let list = |addr: String| {
+        let (client, id) = (client.clone(), id.clone());
+        async move {
+            let v: Value = client
+                .get(format!("{addr}/api/conversations/{id}/events/search?limit=100"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v["items"].as_array().unwrap().clone()
+        }
+    };
+    let events = list(server.address.clone()).await;
+    assert!(of_kind(&events, "ActionEvent").is_empty(), "{:?}", kinds(&events));
+    assert_eq!(of_kind(&events, "ConversationErrorEvent").last().unwrap()["code"], "ServerRestarted");
+    assert_eq!(hooks_of(&events, "SessionStart").len(), 1);
+    // The restarted server is a new session, as for the reference.
+    send(server.address.clone(), false).await;
+    let log = ws.join("session.log");
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "started\nstarted\n");
+    assert_eq!(server.terminate(), Some(0));
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "started\nstarted\nended\n");
+
+    let server = ServerProcess::start(dir.path(), &[]);
+    let events = list(server.address.clone()).await;
+    let k = kinds(&events);
+    assert_eq!(k.last().map(String::as_str), Some("hook:SessionEnd"), "{k:?}");
+    assert_eq!(hooks_of(&events, "SessionStart").len(), 2);
+    drop(server);
+}
