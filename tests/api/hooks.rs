@@ -83,14 +83,23 @@ fn user_texts(request: &Value) -> Vec<String> {
         .collect()
 }
 
-async fn wait_for(app: &TestApp, id: &str, what: &str, pred: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+async fn wait_for(
+    app: &TestApp,
+    id: &str,
+    what: &str,
+    pred: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let events = app.all_events(id).await;
         if pred(&events) {
             return events;
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}: {:?}", kinds(&events));
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {:?}",
+            kinds(&events)
+        );
         actix_web::rt::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -109,7 +118,10 @@ async fn pre_tool_use_exit_2_blocks_the_action() {
     assert_eq!(info["execution_status"], "finished", "{info}");
     assert_eq!(info["blocked_actions"], json!({}), "the block was used up");
     let ws = app.path("ws");
-    assert!(!ws.join("ran.txt").exists(), "the blocked command did not run");
+    assert!(
+        !ws.join("ran.txt").exists(),
+        "the blocked command did not run"
+    );
     let events = app.all_events(&id).await;
     let k = kinds(&events);
     let action = of_kind(&events, "ActionEvent")[0];
@@ -117,34 +129,71 @@ async fn pre_tool_use_exit_2_blocks_the_action() {
     let at = position(&events, action["id"].as_str().unwrap());
     assert_eq!(k[at - 2], "hook:PreToolUse", "{k:?}");
     assert_eq!(k[at - 1], "state:blocked_actions", "{k:?}");
-    assert_eq!(events[at - 1]["value"], json!({action["id"].as_str().unwrap(): "dangerous command"}));
+    assert_eq!(
+        events[at - 1]["value"],
+        json!({action["id"].as_str().unwrap(): "dangerous command"})
+    );
     assert_eq!(hook["source"], "hook");
     assert_eq!(hook["tool_name"], "terminal");
     assert_eq!(hook["action_id"], action["id"]);
-    assert_eq!((hook["success"].clone(), hook["blocked"].clone(), hook["exit_code"].clone()), (json!(false), json!(true), json!(2)));
+    assert_eq!(
+        (
+            hook["success"].clone(),
+            hook["blocked"].clone(),
+            hook["exit_code"].clone()
+        ),
+        (json!(false), json!(true), json!(2))
+    );
     assert_eq!(hook["stderr"], "dangerous command\n");
     assert_eq!(hook["message_id"], Value::Null);
-    assert_eq!(hook["hook_input"], json!({"tool_name": "terminal", "tool_input": action["action"]}));
+    assert_eq!(
+        hook["hook_input"],
+        json!({"tool_name": "terminal", "tool_input": action["action"]})
+    );
     let keys: Vec<&String> = hook.as_object().unwrap().keys().collect();
     assert_eq!(
         keys,
-        ["id", "timestamp", "source", "hook_event_type", "hook_command", "tool_name", "success", "blocked",
-         "exit_code", "stdout", "stderr", "reason", "additional_context", "error", "action_id", "message_id",
-         "hook_input", "kind"]
+        [
+            "id",
+            "timestamp",
+            "source",
+            "hook_event_type",
+            "hook_command",
+            "tool_name",
+            "success",
+            "blocked",
+            "exit_code",
+            "stdout",
+            "stderr",
+            "reason",
+            "additional_context",
+            "error",
+            "action_id",
+            "message_id",
+            "hook_input",
+            "kind"
+        ]
     );
     let reject = of_kind(&events, "UserRejectObservation")[0];
     assert_eq!(reject["rejection_source"], "hook");
     assert_eq!(reject["rejection_reason"], "dangerous command");
     assert_eq!(reject["action_id"], action["id"]);
-    assert!(of_kind(&events, "ObservationEvent").iter().all(|o| o["tool_name"] != "terminal"));
+    assert!(
+        of_kind(&events, "ObservationEvent")
+            .iter()
+            .all(|o| o["tool_name"] != "terminal")
+    );
     // The LLM saw the rejection as the tool's result.
     let second = &llm.agent_requests()[1];
     assert!(
-        tool_texts(second).iter().any(|t| t.contains("Action rejected: dangerous command")),
+        tool_texts(second)
+            .iter()
+            .any(|t| t.contains("Action rejected: dangerous command")),
         "{second}"
     );
     // The hook ran in the working directory with the input and variables of the reference.
-    let input: Value = serde_json::from_str(&std::fs::read_to_string(ws.join("pre.json")).unwrap()).unwrap();
+    let input: Value =
+        serde_json::from_str(&std::fs::read_to_string(ws.join("pre.json")).unwrap()).unwrap();
     assert_eq!(input["event_type"], "PreToolUse");
     assert_eq!(input["tool_name"], "terminal");
     assert_eq!(input["tool_input"]["command"], "touch ran.txt");
@@ -166,12 +215,19 @@ async fn pre_tool_use_exit_2_blocks_the_action() {
 #[actix_web::test]
 async fn pre_tool_use_json_deny_and_allow_in_one_response() {
     let app = spawn_app().await;
-    let made = app.path("ws").join("made.txt").to_string_lossy().into_owned();
+    let made = app
+        .path("ws")
+        .join("made.txt")
+        .to_string_lossy()
+        .into_owned();
     let llm = ScriptedLlm::start(vec![
         Reply::Tools(
             None,
             vec![
-                ("file_editor".into(), json!({"command": "create", "path": made, "file_text": "x\n"})),
+                (
+                    "file_editor".into(),
+                    json!({"command": "create", "path": made, "file_text": "x\n"}),
+                ),
                 ("terminal".into(), json!({"command": "touch nope.txt"})),
             ],
         ),
@@ -188,8 +244,14 @@ async fn pre_tool_use_json_deny_and_allow_in_one_response() {
     let id = info["id"].as_str().unwrap().to_string();
     app.send_message(&id, "two things", true).await;
     app.wait_status(&id, &["finished"]).await;
-    assert!(app.path("ws").join("made.txt").exists(), "the allowed edit ran");
-    assert!(!app.path("ws").join("nope.txt").exists(), "the denied command did not");
+    assert!(
+        app.path("ws").join("made.txt").exists(),
+        "the allowed edit ran"
+    );
+    assert!(
+        !app.path("ws").join("nope.txt").exists(),
+        "the denied command did not"
+    );
     let events = app.all_events(&id).await;
     let k: Vec<String> = kinds(&events)
         .into_iter()
@@ -212,13 +274,33 @@ async fn pre_tool_use_json_deny_and_allow_in_one_response() {
     );
     let pre = hooks_of(&events, "PreToolUse");
     assert_eq!(pre.len(), 2, "finish matches neither matcher");
-    assert_eq!((pre[0]["tool_name"].clone(), pre[0]["blocked"].clone(), pre[0]["success"].clone()), (json!("file_editor"), json!(false), json!(true)));
-    assert_eq!((pre[1]["tool_name"].clone(), pre[1]["blocked"].clone(), pre[1]["success"].clone()), (json!("terminal"), json!(true), json!(true)));
+    assert_eq!(
+        (
+            pre[0]["tool_name"].clone(),
+            pre[0]["blocked"].clone(),
+            pre[0]["success"].clone()
+        ),
+        (json!("file_editor"), json!(false), json!(true))
+    );
+    assert_eq!(
+        (
+            pre[1]["tool_name"].clone(),
+            pre[1]["blocked"].clone(),
+            pre[1]["success"].clone()
+        ),
+        (json!("terminal"), json!(true), json!(true))
+    );
     assert_eq!(pre[1]["reason"], "no terminal today");
     assert_eq!(pre[1]["exit_code"], 0);
-    assert_eq!(of_kind(&events, "UserRejectObservation")[0]["rejection_reason"], "no terminal today");
+    assert_eq!(
+        of_kind(&events, "UserRejectObservation")[0]["rejection_reason"],
+        "no terminal today"
+    );
     // Time stamps follow the log order even though actions waited for hooks.
-    let stamps: Vec<&str> = events.iter().map(|e| e["timestamp"].as_str().unwrap()).collect();
+    let stamps: Vec<&str> = events
+        .iter()
+        .map(|e| e["timestamp"].as_str().unwrap())
+        .collect();
     assert!(stamps.windows(2).all(|w| w[0] < w[1]), "{stamps:?}");
 }
 
@@ -237,7 +319,11 @@ async fn matchers_that_do_not_match_run_nothing() {
     app.wait_status(&id, &["finished"]).await;
     assert!(app.path("ws").join("ran.txt").exists());
     let events = app.all_events(&id).await;
-    assert!(of_kind(&events, "HookExecutionEvent").is_empty(), "{:?}", kinds(&events));
+    assert!(
+        of_kind(&events, "HookExecutionEvent").is_empty(),
+        "{:?}",
+        kinds(&events)
+    );
     assert!(of_kind(&events, "UserRejectObservation").is_empty());
 }
 
@@ -261,7 +347,11 @@ async fn post_tool_use_runs_after_each_observation() {
         assert!(hook["success"].as_bool().unwrap() && !hook["blocked"].as_bool().unwrap());
         assert_eq!(hook["hook_input"]["tool_response"], obs["observation"]);
         let at = position(&events, obs["id"].as_str().unwrap());
-        assert_eq!(events[at - 1]["id"], hook["id"], "the hook is recorded right before its observation");
+        assert_eq!(
+            events[at - 1]["id"],
+            hook["id"],
+            "the hook is recorded right before its observation"
+        );
     }
     let lines: Vec<Value> = std::fs::read_to_string(app.path("ws").join("post.jsonl"))
         .unwrap()
@@ -290,15 +380,26 @@ async fn user_prompt_submit_blocks_a_message() {
     let message = of_kind(&events, "MessageEvent")[0];
     let at = position(&events, message["id"].as_str().unwrap());
     let k = kinds(&events);
-    assert_eq!(k[at - 2..at], ["hook:UserPromptSubmit", "state:blocked_messages"], "{k:?}");
-    assert_eq!(events[at - 1]["value"], json!({message["id"].as_str().unwrap(): "no secrets please"}));
+    assert_eq!(
+        k[at - 2..at],
+        ["hook:UserPromptSubmit", "state:blocked_messages"],
+        "{k:?}"
+    );
+    assert_eq!(
+        events[at - 1]["value"],
+        json!({message["id"].as_str().unwrap(): "no secrets please"})
+    );
     let hook = &events[at - 2];
     assert_eq!(hook["message_id"], message["id"]);
-    assert_eq!(hook["hook_input"], json!({"message": "my password is hunter2"}));
+    assert_eq!(
+        hook["hook_input"],
+        json!({"message": "my password is hunter2"})
+    );
     assert_eq!(hook["blocked"], true);
     assert_eq!(hook["tool_name"], Value::Null);
     let input: Value =
-        serde_json::from_str(&std::fs::read_to_string(app.path("ws").join("prompt.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(app.path("ws").join("prompt.json")).unwrap())
+            .unwrap();
     assert_eq!(input["event_type"], "UserPromptSubmit");
     assert_eq!(input["message"], "my password is hunter2");
     assert_eq!(info["last_user_message_id"], message["id"]);
@@ -325,7 +426,12 @@ async fn user_prompt_submit_context_reaches_the_llm() {
     assert_eq!(hooks_of(&events, "UserPromptSubmit").len(), 2);
     let first = &llm.agent_requests()[0];
     let users = user_texts(first);
-    assert!(users.iter().any(|u| u.contains("write code") && u.contains("Remember: tabs, not spaces.")), "{users:?}");
+    assert!(
+        users
+            .iter()
+            .any(|u| u.contains("write code") && u.contains("Remember: tabs, not spaces.")),
+        "{users:?}"
+    );
 }
 
 #[actix_web::test]
@@ -333,28 +439,48 @@ async fn stop_hook_denies_then_allows() {
     // Denies finishing until ok.txt exists, like the reference's example.
     let script = "if [ -f ok.txt ]; then exit 0; fi; echo '{\"decision\": \"deny\", \"additionalContext\": \"create ok.txt first\"}'; exit 2";
     let (app, llm, id) = hook_app(
-        vec![Reply::finish("first try"), Reply::terminal("touch ok.txt"), Reply::finish("second try")],
+        vec![
+            Reply::finish("first try"),
+            Reply::terminal("touch ok.txt"),
+            Reply::finish("second try"),
+        ],
         json!({"stop": [{"matcher": "*", "hooks": [{"command": script, "timeout": 10}]}]}),
     )
     .await;
     let mut sock = app.ws(&format!("/sockets/events/{id}"), &[]).await;
     sock.json(5).await;
     app.send_message(&id, "finish when done", true).await;
-    let events = wait_for(&app, &id, "two Stop hook runs", |e| hooks_of(e, "Stop").len() == 2).await;
+    let events = wait_for(&app, &id, "two Stop hook runs", |e| {
+        hooks_of(e, "Stop").len() == 2
+    })
+    .await;
     let info = app.wait_status(&id, &["finished"]).await;
     assert_eq!(info["execution_status"], "finished");
     let stop = hooks_of(&events, "Stop");
-    assert_eq!((stop[0]["blocked"].clone(), stop[0]["success"].clone(), stop[0]["exit_code"].clone()), (json!(true), json!(false), json!(2)));
+    assert_eq!(
+        (
+            stop[0]["blocked"].clone(),
+            stop[0]["success"].clone(),
+            stop[0]["exit_code"].clone()
+        ),
+        (json!(true), json!(false), json!(2))
+    );
     assert_eq!(stop[0]["additional_context"], "create ok.txt first");
     assert_eq!(stop[0]["hook_input"], json!({"reason": "agent_finished"}));
-    assert_eq!((stop[1]["blocked"].clone(), stop[1]["success"].clone()), (json!(false), json!(true)));
+    assert_eq!(
+        (stop[1]["blocked"].clone(), stop[1]["success"].clone()),
+        (json!(false), json!(true))
+    );
     let feedback: Vec<&Value> = of_kind(&events, "MessageEvent")
         .into_iter()
         .filter(|m| m["source"] == "environment")
         .collect();
     assert_eq!(feedback.len(), 1);
     assert_eq!(feedback[0]["llm_message"]["role"], "user");
-    assert_eq!(feedback[0]["llm_message"]["content"][0]["text"], "[Stop hook feedback] create ok.txt first");
+    assert_eq!(
+        feedback[0]["llm_message"]["content"][0]["text"],
+        "[Stop hook feedback] create ok.txt first"
+    );
     let statuses: Vec<&str> = events
         .iter()
         .filter(|e| e["key"] == "execution_status")
@@ -363,7 +489,11 @@ async fn stop_hook_denies_then_allows() {
     assert_eq!(statuses, ["running", "finished", "running", "finished"]);
     let reqs = llm.agent_requests();
     assert_eq!(reqs.len(), 3);
-    assert!(user_texts(&reqs[1]).iter().any(|u| u.contains("[Stop hook feedback] create ok.txt first")));
+    assert!(
+        user_texts(&reqs[1])
+            .iter()
+            .any(|u| u.contains("[Stop hook feedback] create ok.txt first"))
+    );
     // Subscribers saw the same events, in order.
     let mut seen = vec![];
     while let Some(crate::helpers::WsItem::Json(v)) = sock.next(2).await {
@@ -371,13 +501,29 @@ async fn stop_hook_denies_then_allows() {
             seen.push(v["id"].clone());
         }
     }
-    let stored: Vec<Value> = app.all_events(&id).await.iter().map(|e| e["id"].clone()).collect();
-    assert_eq!(seen, stored, "the socket streamed every event, hook events included");
+    let stored: Vec<Value> = app
+        .all_events(&id)
+        .await
+        .iter()
+        .map(|e| e["id"].clone())
+        .collect();
+    assert_eq!(
+        seen, stored,
+        "the socket streamed every event, hook events included"
+    );
     // /run on the finished conversation asks the Stop hooks again; they allow.
-    let (status, _) = app.post(&format!("/api/conversations/{id}/run"), json!({})).await;
+    let (status, _) = app
+        .post(&format!("/api/conversations/{id}/run"), json!({}))
+        .await;
     assert_eq!(status, 200);
-    wait_for(&app, &id, "a third Stop run", |e| hooks_of(e, "Stop").len() == 3).await;
-    assert_eq!(app.wait_status(&id, &["finished"]).await["execution_status"], "finished");
+    wait_for(&app, &id, "a third Stop run", |e| {
+        hooks_of(e, "Stop").len() == 3
+    })
+    .await;
+    assert_eq!(
+        app.wait_status(&id, &["finished"]).await["execution_status"],
+        "finished"
+    );
     assert_eq!(llm.agent_requests().len(), 3);
 }
 
@@ -390,12 +536,24 @@ async fn session_hooks_and_the_hook_config_state() {
     )
     .await;
     let (_, info) = app.get(&format!("/api/conversations/{id}")).await;
-    assert_eq!(info["hook_config"], Value::Null, "set when the session starts, as in the reference");
+    assert_eq!(
+        info["hook_config"],
+        Value::Null,
+        "set when the session starts, as in the reference"
+    );
     app.send_message(&id, "hello", true).await;
     app.wait_status(&id, &["finished"]).await;
     let events = app.all_events(&id).await;
     let k = kinds(&events);
-    assert_eq!(k[..3], ["state:hook_config", "hook:SessionStart", "SystemPromptEvent"], "{k:?}");
+    assert_eq!(
+        k[..3],
+        [
+            "state:hook_config",
+            "hook:SessionStart",
+            "SystemPromptEvent"
+        ],
+        "{k:?}"
+    );
     let normalized = json!({
         "pre_tool_use": [], "post_tool_use": [], "user_prompt_submit": [],
         "session_start": [{"matcher": "*", "hooks": [{"type": "command", "command": "echo started >> session.log", "prompt": null, "timeout": 60, "async": false}]}],
@@ -405,10 +563,16 @@ async fn session_hooks_and_the_hook_config_state() {
     let (_, info) = app.get(&format!("/api/conversations/{id}")).await;
     assert_eq!(info["hook_config"], normalized);
     let start = hooks_of(&events, "SessionStart")[0];
-    assert_eq!((start["hook_input"].clone(), start["success"].clone()), (Value::Null, json!(true)));
+    assert_eq!(
+        (start["hook_input"].clone(), start["success"].clone()),
+        (Value::Null, json!(true))
+    );
     // A second message does not start the session again.
     app.send_message(&id, "again", false).await;
-    assert_eq!(hooks_of(&app.all_events(&id).await, "SessionStart").len(), 1);
+    assert_eq!(
+        hooks_of(&app.all_events(&id).await, "SessionStart").len(),
+        1
+    );
     let log = app.path("ws").join("session.log");
     assert_eq!(std::fs::read_to_string(&log).unwrap(), "started\n");
     let (status, _) = app.delete(&format!("/api/conversations/{id}")).await;
@@ -427,11 +591,24 @@ async fn a_hook_that_times_out_is_killed_and_does_not_block() {
     app.send_message(&id, "go", true).await;
     app.wait_status(&id, &["finished"]).await;
     assert!(started.elapsed() < Duration::from_secs(15));
-    assert!(app.path("ws").join("ran.txt").exists(), "a timed-out hook does not block");
+    assert!(
+        app.path("ws").join("ran.txt").exists(),
+        "a timed-out hook does not block"
+    );
     let events = app.all_events(&id).await;
     let hook = hooks_of(&events, "PreToolUse")[0];
-    assert_eq!((hook["success"].clone(), hook["blocked"].clone(), hook["exit_code"].clone()), (json!(false), json!(false), json!(-1)));
-    assert!(hook["error"].as_str().unwrap().contains("timed out"), "{hook}");
+    assert_eq!(
+        (
+            hook["success"].clone(),
+            hook["blocked"].clone(),
+            hook["exit_code"].clone()
+        ),
+        (json!(false), json!(false), json!(-1))
+    );
+    assert!(
+        hook["error"].as_str().unwrap().contains("timed out"),
+        "{hook}"
+    );
 }
 
 #[actix_web::test]
@@ -454,28 +631,48 @@ async fn interrupt_and_actor_restart_while_a_hook_runs() {
     app.send_message(&id, "go", true).await;
     wait_started(ws.clone()).await;
     let t = Instant::now();
-    let (status, _) = app.post(&format!("/api/conversations/{id}/interrupt"), json!({})).await;
+    let (status, _) = app
+        .post(&format!("/api/conversations/{id}/interrupt"), json!({}))
+        .await;
     assert_eq!(status, 200);
     assert!(t.elapsed() < Duration::from_secs(5));
-    assert_eq!(app.wait_status(&id, &["paused"]).await["execution_status"], "paused");
+    assert_eq!(
+        app.wait_status(&id, &["paused"]).await["execution_status"],
+        "paused"
+    );
     // The action waited for its hook and was never recorded.
     let events = app.all_events(&id).await;
-    assert!(of_kind(&events, "ActionEvent").is_empty(), "{:?}", kinds(&events));
+    assert!(
+        of_kind(&events, "ActionEvent").is_empty(),
+        "{:?}",
+        kinds(&events)
+    );
     // Now an actor crash while the next hook runs: the run ends as recovered.
-    let (status, _) = app.post(&format!("/api/conversations/{id}/run"), json!({})).await;
+    let (status, _) = app
+        .post(&format!("/api/conversations/{id}/run"), json!({}))
+        .await;
     assert_eq!(status, 200);
     wait_started(ws.clone()).await;
     let (status, _) = app
-        .post(&format!("/api/_test/fault/conversations/{id}/stop"), json!({}))
+        .post(
+            &format!("/api/_test/fault/conversations/{id}/stop"),
+            json!({}),
+        )
         .await;
     assert_eq!(status, 200);
     let info = app.wait_status(&id, &["error"]).await;
     assert_eq!(info["execution_status"], "error");
     let events = app.all_events(&id).await;
-    assert_eq!(of_kind(&events, "ConversationErrorEvent").last().unwrap()["code"], "ServerRestarted");
+    assert_eq!(
+        of_kind(&events, "ConversationErrorEvent").last().unwrap()["code"],
+        "ServerRestarted"
+    );
     // The killed hooks never finished.
     actix_web::rt::time::sleep(Duration::from_millis(3500)).await;
-    assert!(!ws.join("late.txt").exists(), "the interrupted hooks were killed");
+    assert!(
+        !ws.join("late.txt").exists(),
+        "the interrupted hooks were killed"
+    );
     assert!(llm.remaining() <= 1);
 }
 
@@ -483,14 +680,62 @@ async fn interrupt_and_actor_restart_while_a_hook_runs() {
 async fn bad_hook_configs_are_refused_with_the_problem() {
     let app = spawn_app().await;
     let cases = [
-        (json!({"OnBoot": []}), json!(["body", "hook_config"]), "value_error", "OnBoot"),
-        (json!({"on_boot": []}), json!(["body", "hook_config", "on_boot"]), "extra_forbidden", "not permitted"),
-        (json!({"stop": [], "Stop": []}), json!(["body", "hook_config"]), "value_error", "twice"),
-        (json!({"stop": {"hooks": []}}), json!(["body", "hook_config", "stop"]), "list_type", "list"),
-        (json!({"stop": [{"hooks": [{"timeout": 5}]}]}), json!(["body", "hook_config", "stop", 0, "hooks", 0, "command"]), "missing", "required"),
-        (json!({"pre_tool_use": [{"hooks": [{"command": "x", "timeout": "soon"}]}]}), json!(["body", "hook_config", "pre_tool_use", 0, "hooks", 0, "timeout"]), "int_parsing", "integer"),
-        (json!({"stop": [{"hooks": [{"command": ""}]}]}), json!(["body", "hook_config", "stop", 0, "hooks", 0]), "value_error", "command"),
-        (json!("stop"), json!(["body", "hook_config"]), "model_type", "dictionary"),
+        (
+            json!({"OnBoot": []}),
+            json!(["body", "hook_config"]),
+            "value_error",
+            "OnBoot",
+        ),
+        (
+            json!({"on_boot": []}),
+            json!(["body", "hook_config", "on_boot"]),
+            "extra_forbidden",
+            "not permitted",
+        ),
+        (
+            json!({"stop": [], "Stop": []}),
+            json!(["body", "hook_config"]),
+            "value_error",
+            "twice",
+        ),
+        (
+            json!({"stop": {"hooks": []}}),
+            json!(["body", "hook_config", "stop"]),
+            "list_type",
+            "list",
+        ),
+        (
+            json!({"stop": [{"hooks": [{"timeout": 5}]}]}),
+            json!(["body", "hook_config", "stop", 0, "hooks", 0, "command"]),
+            "missing",
+            "required",
+        ),
+        (
+            json!({"pre_tool_use": [{"hooks": [{"command": "x", "timeout": "soon"}]}]}),
+            json!([
+                "body",
+                "hook_config",
+                "pre_tool_use",
+                0,
+                "hooks",
+                0,
+                "timeout"
+            ]),
+            "int_parsing",
+            "integer",
+        ),
+        (
+            json!({"stop": [{"hooks": [{"command": ""}]}]}),
+            json!(["body", "hook_config", "stop", 0, "hooks", 0]),
+            "value_error",
+            "command",
+        ),
+        (
+            json!("stop"),
+            json!(["body", "hook_config"]),
+            "model_type",
+            "dictionary",
+        ),
     ];
     for (cfg, loc, kind, needle) in cases {
         let mut body = app.conversation_body(None);
@@ -525,8 +770,12 @@ async fn a_hook_session_keeps_its_actor_loaded() {
     // Idle well past the eviction time: an evicted actor would start a
     // second session on the next message.
     actix_web::rt::time::sleep(Duration::from_millis(3500)).await;
-    app.send_message(&id, "still the same session?", false).await;
-    assert_eq!(hooks_of(&app.all_events(&id).await, "SessionStart").len(), 1);
+    app.send_message(&id, "still the same session?", false)
+        .await;
+    assert_eq!(
+        hooks_of(&app.all_events(&id).await, "SessionStart").len(),
+        1
+    );
     let log = std::fs::read_to_string(app.path("ws").join("session.log")).unwrap();
     assert_eq!(log, "started\n");
 }
@@ -577,7 +826,10 @@ async fn restarts_while_a_hook_runs_and_session_end_at_shutdown() {
     send(server.address.clone(), true).await;
     let deadline = Instant::now() + Duration::from_secs(20);
     while !ws.join("hook-started").exists() {
-        assert!(Instant::now() < deadline, "the PreToolUse hook did not start");
+        assert!(
+            Instant::now() < deadline,
+            "the PreToolUse hook did not start"
+        );
         actix_web::rt::time::sleep(Duration::from_millis(20)).await;
     }
     server.kill9();
@@ -598,12 +850,17 @@ async fn restarts_while_a_hook_runs_and_session_end_at_shutdown() {
         }
     };
     let info = get(server.address.clone()).await;
-    assert_eq!(info["execution_status"], "error", "recovered, not stuck running: {info}");
+    assert_eq!(
+        info["execution_status"], "error",
+        "recovered, not stuck running: {info}"
+    );
     let list = |addr: String| {
         let (client, id) = (client.clone(), id.clone());
         async move {
             let v: Value = client
-                .get(format!("{addr}/api/conversations/{id}/events/search?limit=100"))
+                .get(format!(
+                    "{addr}/api/conversations/{id}/events/search?limit=100"
+                ))
                 .send()
                 .await
                 .unwrap()
@@ -614,20 +871,34 @@ async fn restarts_while_a_hook_runs_and_session_end_at_shutdown() {
         }
     };
     let events = list(server.address.clone()).await;
-    assert!(of_kind(&events, "ActionEvent").is_empty(), "{:?}", kinds(&events));
-    assert_eq!(of_kind(&events, "ConversationErrorEvent").last().unwrap()["code"], "ServerRestarted");
+    assert!(
+        of_kind(&events, "ActionEvent").is_empty(),
+        "{:?}",
+        kinds(&events)
+    );
+    assert_eq!(
+        of_kind(&events, "ConversationErrorEvent").last().unwrap()["code"],
+        "ServerRestarted"
+    );
     assert_eq!(hooks_of(&events, "SessionStart").len(), 1);
     // The restarted server is a new session, as for the reference.
     send(server.address.clone(), false).await;
     let log = ws.join("session.log");
     assert_eq!(std::fs::read_to_string(&log).unwrap(), "started\nstarted\n");
     assert_eq!(server.terminate(), Some(0));
-    assert_eq!(std::fs::read_to_string(&log).unwrap(), "started\nstarted\nended\n");
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "started\nstarted\nended\n"
+    );
 
     let server = ServerProcess::start(dir.path(), &[]);
     let events = list(server.address.clone()).await;
     let k = kinds(&events);
-    assert_eq!(k.last().map(String::as_str), Some("hook:SessionEnd"), "{k:?}");
+    assert_eq!(
+        k.last().map(String::as_str),
+        Some("hook:SessionEnd"),
+        "{k:?}"
+    );
     assert_eq!(hooks_of(&events, "SessionStart").len(), 2);
     drop(server);
 }

@@ -436,7 +436,10 @@ impl ConversationActor {
     ) {
         out.extend(verdict.events);
         if let Some(reason) = verdict.blocked {
-            log::info!("conversation {}: a hook blocked a user message: {reason}", self.id);
+            log::info!(
+                "conversation {}: a hook blocked a user message: {reason}",
+                self.id
+            );
             self.record
                 .blocked_messages
                 .insert(message.id.clone(), Value::String(reason));
@@ -643,9 +646,18 @@ impl ConversationActor {
             let feedback = contexts(&runs)
                 .or_else(|| blocking_reason(&results(&runs)))
                 .unwrap_or_else(|| BLOCKED.into());
-            log::info!("conversation {}: a Stop hook sent the agent back to work", act.id);
-            let message = Message::new("user", vec![Content::text(format!("{STOP_FEEDBACK}{feedback}"))]);
-            events.push(act.new_event(Source::Environment, EventBody::Message(MessageEvent::new(message))));
+            log::info!(
+                "conversation {}: a Stop hook sent the agent back to work",
+                act.id
+            );
+            let message = Message::new(
+                "user",
+                vec![Content::text(format!("{STOP_FEEDBACK}{feedback}"))],
+            );
+            events.push(act.new_event(
+                Source::Environment,
+                EventBody::Message(MessageEvent::new(message)),
+            ));
             events.extend(act.set_status(crate::model::conversation::ExecutionStatus::Running));
             if act.append(ctx, events, true).is_ok() {
                 act.step(ctx);

@@ -430,7 +430,8 @@ impl ConversationActor {
         let Some(cfg) = self.hook_config() else {
             return false;
         };
-        !cfg.hooks_for(crate::hooks::HookEventType::Stop, None).is_empty()
+        !cfg.hooks_for(crate::hooks::HookEventType::Stop, None)
+            .is_empty()
             || self.session_pending()
     }
 
@@ -774,7 +775,11 @@ impl ConversationActor {
 
     /// The actions of an LLM response are recorded: wait for confirmation,
     /// or run them.
-    pub(super) fn actions_recorded(&mut self, ctx: &mut Context<Self>, pending: Vec<PendingAction>) {
+    pub(super) fn actions_recorded(
+        &mut self,
+        ctx: &mut Context<Self>,
+        pending: Vec<PendingAction>,
+    ) {
         if self.needs_confirmation(&pending) {
             if let Some(ev) = self.set_status(ExecutionStatus::WaitingForConfirmation) {
                 let _ = self.append(ctx, vec![ev], true);

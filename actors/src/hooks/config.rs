@@ -557,8 +557,10 @@ mod tests {
             v["pre_tool_use"][0]["hooks"][0],
             json!({"type": "command", "command": "a.sh", "prompt": null, "timeout": 5, "async": true})
         );
-        let prompt = HookConfig::parse(&json!({"Stop": [{"hooks": [{"type": "prompt", "prompt": "done?"}]}]}))
-            .unwrap();
+        let prompt = HookConfig::parse(
+            &json!({"Stop": [{"hooks": [{"type": "prompt", "prompt": "done?"}]}]}),
+        )
+        .unwrap();
         assert_eq!(prompt.to_value()["stop"][0]["matcher"], "*");
         assert_eq!(prompt.to_value()["stop"][0]["hooks"][0]["command"], "");
         assert!(HookConfig::parse(&json!({})).unwrap().is_empty());
@@ -568,10 +570,17 @@ mod tests {
     fn bad_configs_name_the_problem() {
         let e = err(json!({"OnBoot": []}));
         assert_eq!((e.kind, e.loc.len()), ("value_error", 0));
-        assert!(e.msg.contains("'OnBoot'") && e.msg.contains("pre_tool_use"), "{}", e.msg);
+        assert!(
+            e.msg.contains("'OnBoot'") && e.msg.contains("pre_tool_use"),
+            "{}",
+            e.msg
+        );
         assert_eq!(err(json!({"stop": [], "Stop": []})).kind, "value_error");
         let e = err(json!({"on_boot": []}));
-        assert_eq!((e.kind, e.loc), ("extra_forbidden", vec!["on_boot".to_string()]));
+        assert_eq!(
+            (e.kind, e.loc),
+            ("extra_forbidden", vec!["on_boot".to_string()])
+        );
         let e = err(json!({"stop": {"matcher": "*"}}));
         assert_eq!((e.kind, e.loc), ("list_type", vec!["stop".to_string()]));
         let e = err(json!({"stop": [{"hooks": [{"timeout": 3}]}]}));
@@ -579,15 +588,32 @@ mod tests {
         assert_eq!(e.loc, ["stop", "0", "hooks", "0", "command"]);
         let e = err(json!({"stop": [{"hooks": [{"command": ""}]}]}));
         assert_eq!((e.kind, e.loc.len()), ("value_error", 4));
-        assert_eq!(err(json!({"stop": [{"hooks": [{"command": "x", "type": "shell"}]}]})).kind, "enum");
-        assert_eq!(err(json!({"stop": [{"hooks": [{"command": "x", "timeout": 1.5}]}]})).kind, "int_from_float");
-        assert_eq!(err(json!({"stop": [{"hooks": [{"command": "x", "timeout": "soon"}]}]})).kind, "int_parsing");
-        assert_eq!(err(json!({"stop": [{"hooks": [{"type": "prompt"}]}]})).kind, "value_error");
+        assert_eq!(
+            err(json!({"stop": [{"hooks": [{"command": "x", "type": "shell"}]}]})).kind,
+            "enum"
+        );
+        assert_eq!(
+            err(json!({"stop": [{"hooks": [{"command": "x", "timeout": 1.5}]}]})).kind,
+            "int_from_float"
+        );
+        assert_eq!(
+            err(json!({"stop": [{"hooks": [{"command": "x", "timeout": "soon"}]}]})).kind,
+            "int_parsing"
+        );
+        assert_eq!(
+            err(json!({"stop": [{"hooks": [{"type": "prompt"}]}]})).kind,
+            "value_error"
+        );
         assert_eq!(err(json!({"stop": [{"matcher": 3}]})).kind, "string_type");
         assert_eq!(err(json!({"stop": [7]})).kind, "model_type");
         assert_eq!(err(json!([1])).kind, "model_type");
         assert_eq!(err(json!({"hooks": [1]})).kind, "dict_type");
-        assert_eq!(HookConfig::from_request(Some(&Value::Null)).unwrap().map(|c| c.is_empty()), None);
+        assert_eq!(
+            HookConfig::from_request(Some(&Value::Null))
+                .unwrap()
+                .map(|c| c.is_empty()),
+            None
+        );
     }
 
     fn matcher(p: &str) -> HookMatcher {
@@ -604,10 +630,19 @@ mod tests {
         assert!(matcher("terminal|file_editor").matches(Some("file_editor")));
         assert!(!matcher("term").matches(Some("terminal")));
         assert!(matcher("term.*").matches(Some("terminal")));
-        assert!(!matcher("erm.*").matches(Some("terminal")), "a full match is required");
+        assert!(
+            !matcher("erm.*").matches(Some("terminal")),
+            "a full match is required"
+        );
         assert!(matcher("/file_.*/").matches(Some("file_editor")));
-        assert!(!matcher("/[/").matches(Some("[")), "a broken explicit regex matches nothing");
-        assert!(matcher("a[").matches(Some("a[")), "a broken pattern falls back to text");
+        assert!(
+            !matcher("/[/").matches(Some("[")),
+            "a broken explicit regex matches nothing"
+        );
+        assert!(
+            matcher("a[").matches(Some("a[")),
+            "a broken pattern falls back to text"
+        );
         let cfg = HookConfig::parse(&json!({"pre_tool_use": [
             {"matcher": "terminal", "hooks": [{"command": "one"}]},
             {"matcher": "*", "hooks": [{"command": "two"}, {"command": "three"}]},

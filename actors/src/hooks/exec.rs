@@ -277,7 +277,10 @@ fn spawn_error(e: &std::io::Error) -> String {
 
 async fn read_capped<R: tokio::io::AsyncRead + Unpin>(mut r: R) -> Vec<u8> {
     let mut kept = Vec::new();
-    let _ = (&mut r).take(MAX_CAPTURE as u64).read_to_end(&mut kept).await;
+    let _ = (&mut r)
+        .take(MAX_CAPTURE as u64)
+        .read_to_end(&mut kept)
+        .await;
     let _ = tokio::io::copy(&mut r, &mut tokio::io::sink()).await;
     kept
 }
@@ -448,7 +451,10 @@ fn start_async(
             _ = ended => {}
         }
         signal_group(pgid, libc::SIGTERM);
-        if tokio::time::timeout(TERM_GRACE, child.wait()).await.is_err() {
+        if tokio::time::timeout(TERM_GRACE, child.wait())
+            .await
+            .is_err()
+        {
             signal_group(pgid, libc::SIGKILL);
             let _ = child.wait().await;
         }
@@ -599,14 +605,27 @@ mod tests {
 
     #[actix_rt::test]
     async fn exit_codes_stdin_and_environment() {
-        let ok = run("cat; echo \" $OPENHANDS_EVENT_TYPE $OPENHANDS_TOOL_NAME $OPENHANDS_SESSION_ID\"", 10).await;
+        let ok = run(
+            "cat; echo \" $OPENHANDS_EVENT_TYPE $OPENHANDS_TOOL_NAME $OPENHANDS_SESSION_ID\"",
+            10,
+        )
+        .await;
         assert!(ok.success && !ok.blocked && ok.exit_code == 0, "{ok:?}");
         let (json_part, vars) = ok.stdout.split_once(" PreToolUse").unwrap();
         let v: Value = serde_json::from_str(json_part).unwrap();
         let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
         assert_eq!(
             keys,
-            ["event_type", "tool_name", "tool_input", "tool_response", "message", "session_id", "working_dir", "metadata"]
+            [
+                "event_type",
+                "tool_name",
+                "tool_input",
+                "tool_response",
+                "message",
+                "session_id",
+                "working_dir",
+                "metadata"
+            ]
         );
         assert_eq!(v["tool_input"]["command"], "ls");
         assert_eq!(vars.trim(), "terminal 11111111-2222-3333-4444-555555555555");
@@ -621,7 +640,11 @@ mod tests {
 
     #[actix_rt::test]
     async fn json_decisions() {
-        let deny = run(r#"echo '{"decision": "DENY", "reason": "not now", "additionalContext": 5}'"#, 10).await;
+        let deny = run(
+            r#"echo '{"decision": "DENY", "reason": "not now", "additionalContext": 5}'"#,
+            10,
+        )
+        .await;
         assert!(deny.success && deny.blocked, "{deny:?}");
         assert_eq!(deny.decision, Some(Decision::Deny));
         assert_eq!(deny.reason.as_deref(), Some("not now"));
@@ -630,7 +653,11 @@ mod tests {
         let stop = run(r#"echo '{"continue": false}'"#, 10).await;
         assert!(stop.blocked && stop.success);
         assert_eq!(blocking_reason(&[stop]).as_deref(), Some("Blocked by hook"));
-        let allow = run(r#"echo '{"decision": "allow", "reason": null}'; exit 2"#, 10).await;
+        let allow = run(
+            r#"echo '{"decision": "allow", "reason": null}'; exit 2"#,
+            10,
+        )
+        .await;
         assert!(allow.blocked, "exit 2 blocks whatever the decision");
         assert_eq!(allow.reason.as_deref(), Some("None"));
         let odd = run(r#"echo '{"decision": 3}'"#, 10).await;
@@ -644,12 +671,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let marker = dir.path().join("late");
         let started = std::time::Instant::now();
-        let r = run(&format!("(sleep 3; touch {}) & sleep 30", marker.display()), 1).await;
+        let r = run(
+            &format!("(sleep 3; touch {}) & sleep 30", marker.display()),
+            1,
+        )
+        .await;
         assert!(started.elapsed() < Duration::from_secs(5));
         assert!(!r.success && r.exit_code == -1);
         assert!(r.error.unwrap().contains("timed out"));
         tokio::time::sleep(Duration::from_secs(3)).await;
-        assert!(!marker.exists(), "the background child was killed with its group");
+        assert!(
+            !marker.exists(),
+            "the background child was killed with its group"
+        );
     }
 
     #[actix_rt::test]
@@ -670,7 +704,8 @@ mod tests {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let v: Value = serde_json::from_str(&std::fs::read_to_string(&input_file).unwrap()).unwrap();
+        let v: Value =
+            serde_json::from_str(&std::fs::read_to_string(&input_file).unwrap()).unwrap();
         assert_eq!(v["event_type"], "PreToolUse");
         sessions.stop_all();
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -681,9 +716,20 @@ mod tests {
     async fn run_all_stops_on_block() {
         let dir = tempfile::tempdir().unwrap();
         let e = env(dir.path());
-        let hooks = vec![hook("echo first", 5), hook("exit 2", 5), hook("echo third", 5)];
+        let hooks = vec![
+            hook("echo first", 5),
+            hook("exit 2", 5),
+            hook("echo third", 5),
+        ];
         let sessions = AsyncHooks::default();
-        let r = run_all(hooks.clone(), input(&e), e.clone(), true, sessions.watcher()).await;
+        let r = run_all(
+            hooks.clone(),
+            input(&e),
+            e.clone(),
+            true,
+            sessions.watcher(),
+        )
+        .await;
         assert_eq!(r.len(), 2);
         let r = run_all(hooks, input(&e), e, false, sessions.watcher()).await;
         assert_eq!(r.len(), 3);

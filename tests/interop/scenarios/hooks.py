@@ -107,7 +107,9 @@ def stop_hook_flow(checks: h.Checks, scripts: str, spy: h.WsSpy) -> None:
             [
                 {"tool_calls": [h.terminal_call("printf 'def broken(:\\n    pass\\n' > test_broken.py")]},
                 {"tool_calls": [h.finish_call("Created the broken file.")]},
-                {"tool_calls": [h.terminal_call("printf 'def fixed():\\n    pass\\n' > test_broken.py")]},
+                # Slow to answer, so that the example's loop usually sees
+                # "running" after the denial and calls run() again.
+                {"delay": 2, "tool_calls": [h.terminal_call("printf 'def fixed():\\n    pass\\n' > test_broken.py")]},
                 {"tool_calls": [h.finish_call("Fixed the syntax error.")]},
             ]
         )
@@ -153,6 +155,7 @@ def stop_hook_flow(checks: h.Checks, scripts: str, spy: h.WsSpy) -> None:
                 break
             if status != "running":
                 raise AssertionError(f"unexpected status {status}; seen {statuses}")
+        print(f"statuses after each run(): {statuses}", flush=True)
         # The loop may stop on the transient "finished" the denial follows: wait for the end.
         h.wait_for(
             lambda: len(h.of_kind(h.search_events(cid), "HookExecutionEvent")) >= 2
