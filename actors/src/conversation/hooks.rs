@@ -240,6 +240,9 @@ impl ConversationActor {
         let input = HookInput::new(HookEventType::SessionStart, &self.hook_env());
         let generation = self.run.generation;
         let handle = self.spawn_hooks(ctx, hooks, input, false, move |act, ctx, runs| {
+            if act.gone {
+                return;
+            }
             let events = act.session_events(&runs);
             if act.append(ctx, events, true).is_err() {
                 return;
@@ -308,8 +311,9 @@ impl ConversationActor {
     // ----- user messages -------------------------------------------------------------
 
     /// Takes a user message of a conversation with hooks: it is recorded
-    /// after its hooks (and any earlier message), in arrival order. `None`
-    /// when no hook applies and nothing is queued: record it at once.
+    /// after its hooks (and any earlier message), in arrival order. Gives
+    /// the message back when no hook applies and nothing is queued: the
+    /// caller records it at once.
     pub(super) fn queue_message(
         &mut self,
         ctx: &mut Context<Self>,
@@ -566,22 +570,24 @@ impl ConversationActor {
         Some(vec![state, reject])
     }
 
-    /// Runs the PostToolUse hooks of an observation, then `then` with their
-    /// events. Returns false (and does nothing) when no hook applies.
+    /// The PostToolUse hooks that apply to `tool_name` (none without hooks).
+    pub(super) fn post_tool_hooks(&mut self, tool_name: &str) -> Vec<HookDefinition> {
+        match self.hook_config() {
+            Some(cfg) => cfg.hooks_for(HookEventType::PostToolUse, Some(tool_name)),
+            None => vec![],
+        }
+    }
+
+    /// Runs `hooks` (PostToolUse) for an observation, then `then` with
+    /// their events.
     pub(super) fn after_tool(
         &mut self,
         ctx: &mut Context<Self>,
+        hooks: Vec<HookDefinition>,
         p: &PendingAction,
         observation: &Value,
         then: impl FnOnce(&mut Self, &mut Context<Self>, Vec<Event>) + 'static,
-    ) -> bool {
-        let Some(cfg) = self.hook_config() else {
-            return false;
-        };
-        let hooks = cfg.hooks_for(HookEventType::PostToolUse, Some(&p.tool_name));
-        if hooks.is_empty() {
-            return false;
-        }
+    ) {
         let tool_input = p.action.clone().unwrap_or_else(|| json!({}));
         let mut input = HookInput::new(HookEventType::PostToolUse, &self.hook_env());
         input.tool_name = Some(p.tool_name.clone());
@@ -604,7 +610,6 @@ impl ConversationActor {
             then(act, ctx, events);
         });
         self.run.handle = Some(handle);
-        true
     }
 
     // ----- stop ----------------------------------------------------------------------

@@ -8,7 +8,10 @@
 //! Step: build messages from the events → call the LLM → append one
 //! `ActionEvent` per tool call → (confirmation?) → run the tools one by one,
 //! appending each observation → next step; until `finish`, a text answer,
-//! the iteration cap, a stuck pattern, pause, interrupt or an error.
+//! the iteration cap, a stuck pattern, pause, interrupt or an error. The
+//! conversation's hooks (`hooks.rs`) run at their points of this loop in
+//! the same spawned, cancellable way: before each action is appended, after
+//! each observation, when the agent has finished (and may be sent back).
 //!
 //! Like the reference, whose pause waits for the state lock a running step
 //! holds, `/pause` answers once the step in flight has ended and the pause
@@ -970,11 +973,13 @@ impl ConversationActor {
     ) {
         self.run.handle = None;
         if let Ok(observation) = &outcome {
-            let action = p.clone();
-            let result = outcome.clone();
-            if self.after_tool(ctx, p, observation, move |act, ctx, events| {
-                act.record_outcome(ctx, &action, result, events)
-            }) {
+            let hooks = self.post_tool_hooks(&p.tool_name);
+            if !hooks.is_empty() {
+                let action = p.clone();
+                let result = outcome.clone();
+                self.after_tool(ctx, hooks, p, observation, move |act, ctx, events| {
+                    act.record_outcome(ctx, &action, result, events)
+                });
                 return;
             }
         }
