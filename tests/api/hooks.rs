@@ -902,3 +902,31 @@ async fn restarts_while_a_hook_runs_and_session_end_at_shutdown() {
     assert_eq!(hooks_of(&events, "SessionStart").len(), 2);
     drop(server);
 }
+
+#[actix_web::test]
+async fn an_initial_message_goes_through_its_hooks() {
+    let app = spawn_app().await;
+    let llm = ScriptedLlm::start(vec![Reply::finish("ok")]).await;
+    let mut body = app.conversation_body(Some(&llm.openai_base));
+    body["hook_config"] = json!({"user_prompt_submit": [{"hooks": [
+        {"command": "echo '{\"additionalContext\": \"from the hook\"}'"}]}]});
+    body["initial_message"] =
+        json!({"role": "user", "content": [{"type": "text", "text": "first"}]});
+    let (status, info) = app.post("/api/conversations", body).await;
+    assert_eq!(status, 201, "{info}");
+    assert_eq!(
+        info["hook_config"]["user_prompt_submit"][0]["matcher"], "*",
+        "the session started"
+    );
+    let id = info["id"].as_str().unwrap();
+    app.wait_status(id, &["finished"]).await;
+    let events = app.all_events(id).await;
+    let k = kinds(&events);
+    let at = k.iter().position(|k| k == "MessageEvent").unwrap();
+    assert_eq!(k[at - 1], "hook:UserPromptSubmit", "{k:?}");
+    assert!(
+        user_texts(&llm.agent_requests()[0])
+            .iter()
+            .any(|u| u.contains("from the hook"))
+    );
+}
