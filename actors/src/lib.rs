@@ -7,6 +7,7 @@ pub mod bash;
 pub mod catalog;
 pub mod conversation;
 pub mod crypto;
+pub mod hooks;
 pub mod ids;
 pub mod llm;
 pub mod metrics;

@@ -290,6 +290,12 @@ pub struct StartConversationRequest {
     pub tags: Option<BTreeMap<String, String>>,
     /// Generate a title from the first message (default true).
     pub autotitle: Option<bool>,
+    /// Hooks the server runs (`HookConfig`): `pre_tool_use`,
+    /// `post_tool_use`, `user_prompt_submit`, `session_start`,
+    /// `session_end`, `stop` (PascalCase accepted), each a list of
+    /// `{"matcher", "hooks": [{"type", "command", "prompt", "timeout", "async"}]}`.
+    #[schema(value_type = Option<Object>)]
+    pub hook_config: Option<Value>,
 }
 
 /// `UpdateConversationRequest`.

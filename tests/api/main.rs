@@ -11,6 +11,7 @@ mod faults;
 mod files;
 mod git;
 mod helpers;
+mod hooks;
 mod hostile;
 mod hostile_auth;
 mod hostile_secrets;

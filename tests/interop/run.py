@@ -43,6 +43,7 @@ SCENARIOS: dict[str, tuple[Path, list[str], int]] = {
     "limits": (HERE / "scenarios" / "limits.py", [], 150),
     "conversation-api": (HERE / "scenarios" / "conversation_api.py", [], 150),
     "model-input": (HERE / "scenarios" / "context.py", [], 150),
+    "hooks": (HERE / "scenarios" / "hooks.py", [], 180),
 }
 
 

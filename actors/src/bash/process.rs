@@ -37,7 +37,7 @@ pub fn sanitized_env(
 
 /// Whether the server has a controlling terminal (started from an
 /// interactive shell rather than by a service manager or in a container).
-fn has_controlling_terminal() -> bool {
+pub fn has_controlling_terminal() -> bool {
     static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *HAS.get_or_init(|| std::fs::File::open("/dev/tty").is_ok())
 }

@@ -5,11 +5,14 @@
 //! Accepted input, as in the reference: snake_case or PascalCase event
 //! names (`PreToolUse`), optionally wrapped in `{"hooks": {…}}`. A missing,
 //! empty or invalid file gives `None` (invalid ones are logged). Blocking
-//! file I/O: call from a blocking thread. Hooks are only read, never run.
+//! file I/O: call from a blocking thread. Hooks are only read here, never
+//! run; the parsing is `crate::hooks::config`'s, shared with conversations.
 
 use std::path::Path;
 
-use serde_json::{Map, Value, json};
+use serde_json::Value;
+
+use crate::hooks::HookConfig;
 
 /// Event names, in output order.
 pub const HOOK_EVENTS: [&str; 6] = [
@@ -24,114 +27,16 @@ pub const HOOK_EVENTS: [&str; 6] = [
 /// Largest hooks file read.
 const MAX_FILE_BYTES: u64 = 1 << 20;
 
-fn snake_case(name: &str) -> String {
-    let mut out = String::with_capacity(name.len() + 4);
-    for (i, c) in name.chars().enumerate() {
-        if c.is_ascii_uppercase() {
-            if i > 0 {
-                out.push('_');
-            }
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-fn hook(v: &Value) -> Result<Value, String> {
-    let obj = v.as_object().ok_or("a hook must be an object")?;
-    let kind = match obj.get("type") {
-        None => "command",
-        Some(Value::String(s)) if s == "command" || s == "prompt" => s.as_str(),
-        Some(_) => return Err("hook type must be 'command' or 'prompt'".into()),
-    };
-    let command = match obj.get("command") {
-        Some(Value::String(s)) => s.clone(),
-        None if kind == "prompt" => String::new(),
-        _ => return Err("hook 'command' must be a string".into()),
-    };
-    let prompt = match obj.get("prompt") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(_) => return Err("hook 'prompt' must be a string".into()),
-    };
-    if kind == "command" && command.is_empty() {
-        return Err("'command' is required when type is 'command'".into());
-    }
-    if kind == "prompt" && prompt.as_deref().is_none_or(str::is_empty) {
-        return Err("'prompt' is required when type is 'prompt'".into());
-    }
-    let timeout = match obj.get("timeout") {
-        None => 60,
-        Some(t) => t.as_i64().ok_or("hook 'timeout' must be an integer")?,
-    };
-    let is_async = match obj.get("async").or_else(|| obj.get("async_")) {
-        None => false,
-        Some(b) => b.as_bool().ok_or("hook 'async' must be a boolean")?,
-    };
-    Ok(
-        json!({"type": kind, "command": command, "prompt": prompt, "timeout": timeout, "async": is_async}),
-    )
-}
-
-fn matcher(v: &Value) -> Result<Value, String> {
-    let obj = v.as_object().ok_or("a matcher must be an object")?;
-    let pattern = match obj.get("matcher") {
-        None => "*".to_string(),
-        Some(Value::String(s)) => s.clone(),
-        Some(_) => return Err("'matcher' must be a string".into()),
-    };
-    let hooks = match obj.get("hooks") {
-        None => vec![],
-        Some(Value::Array(a)) => a.iter().map(hook).collect::<Result<Vec<_>, _>>()?,
-        Some(_) => return Err("'hooks' must be a list".into()),
-    };
-    Ok(json!({"matcher": pattern, "hooks": hooks}))
-}
-
 /// Parses a hooks document; `Ok(None)` when it configures no hook.
 pub fn parse_hook_config(doc: &Value) -> Result<Option<Value>, String> {
-    let mut data = doc
-        .as_object()
-        .ok_or("the hooks file must hold an object")?;
-    if let Some(inner) = data.get("hooks") {
-        data = inner
-            .as_object()
-            .ok_or("'hooks' must hold an object of events")?;
-    }
-    let mut by_event: Map<String, Value> = Map::new();
-    for (key, value) in data {
-        let snake = snake_case(key);
-        if !HOOK_EVENTS.contains(&snake.as_str()) {
-            return Err(format!(
-                "unknown event type '{key}'; valid types: {}",
-                HOOK_EVENTS.join(", ")
-            ));
+    let cfg = HookConfig::parse(doc).map_err(|e| {
+        if e.loc.is_empty() {
+            e.msg
+        } else {
+            format!("{}: {}", e.loc.join("."), e.msg)
         }
-        if by_event.contains_key(&snake) {
-            return Err(format!("event '{snake}' is given twice"));
-        }
-        let list = value
-            .as_array()
-            .ok_or_else(|| format!("'{key}' must be a list of matchers"))?;
-        let matchers = list.iter().map(matcher).collect::<Result<Vec<_>, _>>()?;
-        by_event.insert(snake, Value::Array(matchers));
-    }
-    if by_event
-        .values()
-        .all(|v| v.as_array().is_none_or(Vec::is_empty))
-    {
-        return Ok(None);
-    }
-    let mut out = Map::new();
-    for event in HOOK_EVENTS {
-        out.insert(
-            event.to_string(),
-            by_event.remove(event).unwrap_or_else(|| json!([])),
-        );
-    }
-    Ok(Some(Value::Object(out)))
+    })?;
+    Ok((!cfg.is_empty()).then(|| cfg.to_value()))
 }
 
 /// The hook configuration of a project, if it has a usable one.
@@ -170,6 +75,7 @@ pub fn load_project_hooks(project_dir: &Path) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn pascal_case_and_wrapper() {

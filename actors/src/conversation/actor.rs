@@ -12,14 +12,16 @@ use actix::prelude::*;
 use serde_json::Value;
 use tokio::sync::oneshot;
 
+use super::hooks::{HookState, PromptVerdict};
 use super::messages::*;
 use super::persist::RecordWriter;
 use super::publisher::{Frame, Publisher, end};
 use super::run::RunState;
 use super::{ActorError, ConversationRegistry, Deps, Durability};
 use crate::ids::Uuid;
+use crate::ids::Uuid as EventUuid;
 use crate::metrics::Counters;
-use crate::model::conversation::{ConversationRecord, ExecutionStatus};
+use crate::model::conversation::{ConversationRecord, ExecutionStatus, SendMessageRequest};
 use crate::model::event::{Event, EventBody, Source, StateUpdate};
 use crate::store::{EncodedEvent, RecordWrite};
 use crate::time::{MonotonicClock, ParsedDateTime};
@@ -39,6 +41,7 @@ pub struct ConversationActor {
     pub(super) run: RunState,
     /// What is written of the record with each append.
     pub(super) writer: RecordWriter,
+    pub(super) hooks: HookState,
     /// The conversation no longer exists (or could not be loaded).
     pub(super) gone: bool,
     /// Closed on purpose: a restart must not bring it back.
@@ -70,6 +73,7 @@ impl ConversationActor {
             waiters: vec![],
             run: RunState::default(),
             writer: RecordWriter::default(),
+            hooks: HookState::default(),
             gone: false,
             closed: false,
             close_reason: end::NONE,
@@ -146,6 +150,7 @@ impl ConversationActor {
         // snapshot of the state they change.
         self.start_webhook_feeds();
         self.run.reset();
+        self.hooks.reset();
         if self.record.execution_status == ExecutionStatus::Running {
             self.recover_interrupted_run(ctx);
         }
@@ -361,6 +366,8 @@ impl ConversationActor {
                 && act.run.is_idle()
                 && act.publisher.pending() == 0
                 && act.waiters.is_empty()
+                && act.hooks.intake_idle()
+                && !act.session_pins_actor()
             {
                 log::info!("conversation {}: evicted after {secs}s idle", act.id);
                 Counters::add(&act.deps.counters.evictions, 1);
@@ -443,7 +450,31 @@ impl Handler<SendMessage> for ConversationActor {
                 ))
             });
         }
-        let mut events = vec![];
+        let message = match self.queue_message(ctx, msg.message) {
+            Ok(reply) => return reply,
+            Err(message) => message,
+        };
+        let id = EventUuid::new_v4().hyphenated();
+        match self.record_user_message(ctx, message, vec![], id, None) {
+            Ok(seq) => self.when_durable(seq),
+            Err(e) => Box::pin(async move { Err(e) }),
+        }
+    }
+}
+
+impl ConversationActor {
+    /// Records a user message with id `message_id`, after `prelude` (a
+    /// session start) and the system prompt when it is the first, with the
+    /// verdict of its hooks; starts a run when asked. Returns the last seq.
+    pub(super) fn record_user_message(
+        &mut self,
+        ctx: &mut Context<Self>,
+        message: SendMessageRequest,
+        prelude: Vec<Event>,
+        message_id: String,
+        verdict: Option<PromptVerdict>,
+    ) -> Result<u64, ActorError> {
+        let mut events = prelude;
         if !self.record.agent_initialized {
             events.push(self.system_prompt_event());
             self.record.agent_initialized = true;
@@ -454,27 +485,31 @@ impl Handler<SendMessage> for ConversationActor {
         ) {
             events.extend(self.set_status(ExecutionStatus::Idle));
         }
-        let text = msg
-            .message
+        let text = message
             .content
             .iter()
             .filter_map(|c| c.as_text())
             .collect::<Vec<_>>()
             .join(" ");
-        let incoming = self.incoming_user_message(msg.message.content);
-        let message_id = incoming[0].id.clone();
+        let mut incoming = self.incoming_user_message(message.content);
+        incoming[0].id = message_id.clone();
+        if let Some(verdict) = verdict {
+            self.apply_prompt_verdict(verdict, &mut incoming[0], &mut events);
+        }
         events.extend(incoming);
         self.record.last_user_message_id = Some(message_id.clone());
         events.push(self.state_event("last_user_message_id", Value::String(message_id)));
-        let seq = match self.append(ctx, events, true) {
-            Ok(seq) => seq,
-            Err(e) => return Box::pin(async move { Err(e) }),
-        };
+        // Hook events were built before the events now ahead of them:
+        // stamp the batch again, in order.
+        for e in &mut events {
+            e.timestamp = self.clock.next_local();
+        }
+        let seq = self.append(ctx, events, true)?;
         self.on_user_message(ctx, text);
-        if msg.message.run {
+        if message.run {
             let _ = self.request_run(ctx, true);
         }
-        self.when_durable(seq)
+        Ok(seq)
     }
 }
 
@@ -624,7 +659,13 @@ impl Handler<Close> for ConversationActor {
         } else {
             end::SHUTDOWN
         };
-        let session = self.close(ctx, reason);
+        // The run stops first, as the reference pauses it before closing.
+        let session = self.stop_run_for_close(ctx);
+        // No new work while SessionEnd hooks run, and a restart now must
+        // not bring the conversation back.
+        self.closed = true;
+        self.gone = true;
+        self.close_reason = reason;
         // A shutdown also waits for the webhook feeds to send what they
         // hold (the caller bounds the wait); a delete does not.
         let feeds = if msg.delete {
@@ -632,9 +673,20 @@ impl Handler<Close> for ConversationActor {
         } else {
             std::mem::take(&mut self.webhook_tasks)
         };
-        // Replies once the shell and its processes are gone, so that a
-        // shutdown can wait for them.
+        let (tx, rx) = oneshot::channel();
+        let ending = self.end_session_then(ctx, !msg.delete, move |act, ctx| {
+            let _ = act.close(ctx, reason);
+            let _ = tx.send(());
+        });
+        if !ending {
+            let _ = self.close(ctx, reason);
+        }
+        // Replies once the shell and its processes are gone (and the feeds
+        // have sent what they held), so that a shutdown can wait for them.
         Box::pin(async move {
+            if ending {
+                let _ = rx.await;
+            }
             let shell = async {
                 if let Some(session) = session {
                     let _ = session.send(terminal::Close).await;

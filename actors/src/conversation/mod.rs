@@ -6,6 +6,7 @@
 //! messages; they never share a lock with them.
 
 pub mod actor;
+pub mod hooks;
 pub mod messages;
 pub mod persist;
 pub mod publisher;

@@ -8,7 +8,10 @@
 //! Step: build messages from the events → call the LLM → append one
 //! `ActionEvent` per tool call → (confirmation?) → run the tools one by one,
 //! appending each observation → next step; until `finish`, a text answer,
-//! the iteration cap, a stuck pattern, pause, interrupt or an error.
+//! the iteration cap, a stuck pattern, pause, interrupt or an error. The
+//! conversation's hooks (`hooks.rs`) run at their points of this loop in
+//! the same spawned, cancellable way: before each action is appended, after
+//! each observation, when the agent has finished (and may be sent back).
 //!
 //! Like the reference, whose pause waits for the state lock a running step
 //! holds, `/pause` answers once the step in flight has ended and the pause
@@ -67,10 +70,10 @@ pub struct Tools {
 /// Run state of one conversation.
 #[derive(Default)]
 pub struct RunState {
-    active: bool,
-    generation: u64,
-    handle: Option<SpawnHandle>,
-    iterations: u64,
+    pub(super) active: bool,
+    pub(super) generation: u64,
+    pub(super) handle: Option<SpawnHandle>,
+    pub(super) iterations: u64,
     rerun: bool,
     permit: Option<OwnedSemaphorePermit>,
     queue: VecDeque<PendingAction>,
@@ -155,7 +158,7 @@ fn vision(llm: &Llm) -> bool {
 }
 
 impl ConversationActor {
-    fn working_dir(&self) -> PathBuf {
+    pub(super) fn working_dir(&self) -> PathBuf {
         let wd = PathBuf::from(&self.record.workspace.working_dir);
         if wd.is_absolute() {
             wd
@@ -366,7 +369,8 @@ impl ConversationActor {
     }
 
     fn start_run(&mut self, ctx: &mut Context<Self>) {
-        if self.record.execution_status == ExecutionStatus::Finished {
+        let finished = self.record.execution_status == ExecutionStatus::Finished;
+        if finished && !self.finished_run_has_hooks() {
             // A finished conversation stays finished until a new message.
             let snap = self.full_state_event();
             self.publish_ephemeral(snap);
@@ -377,7 +381,10 @@ impl ConversationActor {
         self.run.iterations = 0;
         self.run.queue.clear();
         Counters::add(&self.deps.counters.runs_started, 1);
-        if let Some(ev) = self.set_status(ExecutionStatus::Running)
+        // A finished conversation stays finished while its Stop hooks are
+        // asked again (the reference's loop starts there).
+        if !finished
+            && let Some(ev) = self.set_status(ExecutionStatus::Running)
             && self.append(ctx, vec![ev], true).is_err()
         {
             return;
@@ -432,20 +439,42 @@ impl ConversationActor {
         }
     }
 
+    /// Whether a run of a finished conversation has hooks to run: its Stop
+    /// hooks, or a session to start.
+    fn finished_run_has_hooks(&mut self) -> bool {
+        let Some(cfg) = self.hook_config() else {
+            return false;
+        };
+        !cfg.hooks_for(crate::hooks::HookEventType::Stop, None)
+            .is_empty()
+            || self.session_pending()
+    }
+
     /// One iteration of the loop.
-    fn step(&mut self, ctx: &mut Context<Self>) {
+    pub(super) fn step(&mut self, ctx: &mut Context<Self>) {
         if !self.run.active || self.gone {
             return;
         }
         if !self.run.pause_waiters.is_empty() {
-            // A pause asked for during the last step takes effect here.
-            return self.end_run(ctx);
+            if self.record.execution_status != ExecutionStatus::Finished {
+                // A pause asked for during the last step takes effect here.
+                return self.end_run(ctx);
+            }
+            // The reference's pause leaves a finished conversation alone,
+            // and its Stop hooks still run.
+            self.settle_pause(ctx);
+        }
+        if self.start_session_in_run(ctx) {
+            return;
         }
         match self.record.execution_status {
-            ExecutionStatus::Paused
-            | ExecutionStatus::Stuck
-            | ExecutionStatus::Finished
-            | ExecutionStatus::Error => {
+            ExecutionStatus::Finished => {
+                if !self.stop_hooks(ctx) {
+                    self.end_run(ctx);
+                }
+                return;
+            }
+            ExecutionStatus::Paused | ExecutionStatus::Stuck | ExecutionStatus::Error => {
                 return self.end_run(ctx);
             }
             ExecutionStatus::WaitingForConfirmation | ExecutionStatus::Idle => {
@@ -475,6 +504,9 @@ impl ConversationActor {
                 self.record.max_iterations
             );
             return self.fail_run(ctx, "MaxIterationsReached", detail);
+        }
+        if self.take_blocked_message(ctx) {
+            return;
         }
         if self.maybe_condense(ctx, None) {
             return;
@@ -652,7 +684,7 @@ impl ConversationActor {
             if let Some(i) = calls.iter().position(|c| c.name == "finish") {
                 calls.truncate(i + 1);
             }
-            let mut pending = VecDeque::new();
+            let mut actions = VecDeque::new();
             for (i, call) in calls.iter().enumerate() {
                 let first = i == 0;
                 let thought = if first && !r.content.trim().is_empty() {
@@ -734,27 +766,16 @@ impl ConversationActor {
                         summary,
                     }),
                 );
-                pending.push_back(PendingAction {
+                let pending = PendingAction {
                     action_id: ev.id.clone(),
                     tool_name,
                     tool_call_id: call.id.clone(),
                     action,
                     error,
-                });
-                events.push(ev);
+                };
+                actions.push_back((ev, pending));
             }
-            if self.append(ctx, events, true).is_err() {
-                return;
-            }
-            let list: Vec<PendingAction> = pending.iter().cloned().collect();
-            if self.needs_confirmation(&list) {
-                if let Some(ev) = self.set_status(ExecutionStatus::WaitingForConfirmation) {
-                    let _ = self.append(ctx, vec![ev], true);
-                }
-                return self.end_run(ctx);
-            }
-            self.run.queue = pending;
-            return self.execute_next(ctx);
+            return self.emit_actions(ctx, events, actions, vec![]);
         }
         let text = r.content.trim().to_string();
         let mut reply = Message::new(
@@ -787,7 +808,25 @@ impl ConversationActor {
         if self.append(ctx, events, true).is_err() {
             return;
         }
-        self.end_run(ctx);
+        // The next step sees `finished`: Stop hooks, or the end of the run.
+        self.step(ctx);
+    }
+
+    /// The actions of an LLM response are recorded: wait for confirmation,
+    /// or run them.
+    pub(super) fn actions_recorded(
+        &mut self,
+        ctx: &mut Context<Self>,
+        pending: Vec<PendingAction>,
+    ) {
+        if self.needs_confirmation(&pending) {
+            if let Some(ev) = self.set_status(ExecutionStatus::WaitingForConfirmation) {
+                let _ = self.append(ctx, vec![ev], true);
+            }
+            return self.end_run(ctx);
+        }
+        self.run.queue = pending.into();
+        self.execute_next(ctx)
     }
 
     fn needs_confirmation(&self, actions: &[PendingAction]) -> bool {
@@ -844,11 +883,14 @@ impl ConversationActor {
             return;
         }
         let Some(p) = self.run.queue.pop_front() else {
-            if self.record.execution_status == ExecutionStatus::Finished {
-                return self.end_run(ctx);
-            }
             return self.step(ctx);
         };
+        if let Some(events) = self.take_blocked_action(&p) {
+            if self.append(ctx, events, true).is_err() {
+                return;
+            }
+            return self.execute_next(ctx);
+        }
         let generation = self.run.generation;
         let Some(action) = p.action.clone() else {
             let message = p
@@ -958,7 +1000,7 @@ impl ConversationActor {
         addr
     }
 
-    /// Appends the result of one action and continues.
+    /// Appends the result of one action (after its PostToolUse hooks) and continues.
     fn finish_action(
         &mut self,
         ctx: &mut Context<Self>,
@@ -966,6 +1008,28 @@ impl ConversationActor {
         outcome: Result<Value, String>,
     ) {
         self.run.handle = None;
+        if let Ok(observation) = &outcome {
+            let hooks = self.post_tool_hooks(&p.tool_name);
+            if !hooks.is_empty() {
+                let action = p.clone();
+                let result = outcome.clone();
+                self.after_tool(ctx, hooks, p, observation, move |act, ctx, events| {
+                    act.record_outcome(ctx, &action, result, events)
+                });
+                return;
+            }
+        }
+        self.record_outcome(ctx, p, outcome, vec![]);
+    }
+
+    /// Appends `before` and the result of one action, and continues.
+    fn record_outcome(
+        &mut self,
+        ctx: &mut Context<Self>,
+        p: &PendingAction,
+        outcome: Result<Value, String>,
+        before: Vec<Event>,
+    ) {
         let ev = match outcome {
             Ok(observation) => self.new_event(
                 Source::Environment,
@@ -986,7 +1050,8 @@ impl ConversationActor {
             ),
         };
         let is_finish = p.tool_name == "finish" && p.action.is_some();
-        let mut events = vec![ev];
+        let mut events = before;
+        events.push(ev);
         if is_finish {
             events.extend(self.set_status(ExecutionStatus::Finished));
         }
@@ -1012,7 +1077,7 @@ impl ConversationActor {
         self.end_run(ctx);
     }
 
-    fn end_run(&mut self, ctx: &mut Context<Self>) {
+    pub(super) fn end_run(&mut self, ctx: &mut Context<Self>) {
         if !self.run.active {
             return;
         }

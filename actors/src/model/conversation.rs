@@ -400,7 +400,7 @@ pub struct StartConversationRequest {
     pub agent_definitions: Vec<Value>,
     /// Plugins (accepted, unused).
     pub plugins: Value,
-    /// Hook configuration.
+    /// Hook configuration, normalized (null when none was given).
     pub hook_config: Value,
     /// Tags.
     pub tags: Map<String, Value>,
@@ -604,7 +604,17 @@ impl StartConversationRequest {
             tool_module_qualnames: obj_field("tool_module_qualnames")?,
             agent_definitions,
             plugins: obj.get("plugins").cloned().unwrap_or(Value::Null),
-            hook_config: obj.get("hook_config").cloned().unwrap_or(Value::Null),
+            hook_config: crate::hooks::HookConfig::from_request(obj.get("hook_config"))
+                .map_err(|e| {
+                    let mut loc = vec!["hook_config".to_string()];
+                    loc.extend(e.loc);
+                    FieldError {
+                        loc,
+                        msg: e.msg,
+                        kind: e.kind,
+                    }
+                })?
+                .map_or(Value::Null, |c| c.to_value()),
             tags,
             user_id: opt_string(obj, "user_id")?,
             autotitle: opt_bool(obj, "autotitle", true)?,
@@ -656,8 +666,14 @@ pub struct ConversationRecord {
     pub secret_sources: Map<String, Value>,
     /// Agent scratch state.
     pub agent_state: Map<String, Value>,
-    /// Hook configuration.
+    /// Hook configuration in effect, as the state shows it: null until the
+    /// first message or run (the reference sets it then, see
+    /// [`Self::pending_hook_config`]).
     pub hook_config: Value,
+    /// Hook configuration of the creation request, normalized; becomes
+    /// [`Self::hook_config`] when the conversation's first session starts.
+    #[serde(default)]
+    pub pending_hook_config: Value,
     /// Title.
     pub title: Option<String>,
     /// Creation time (UTC, `Z`).
@@ -729,7 +745,8 @@ impl ConversationRecord {
             stats: ConversationStats::default(),
             secret_sources: req.secrets,
             agent_state: Map::new(),
-            hook_config: req.hook_config,
+            hook_config: Value::Null,
+            pending_hook_config: req.hook_config,
             title: None,
             created_at: now.clone(),
             updated_at: now,

@@ -259,6 +259,50 @@ pub struct ConversationErrorEvent {
     pub detail: String,
 }
 
+/// `HookExecutionEvent`: one hook run (source `hook`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HookExecutionEvent {
+    /// `PreToolUse`, `PostToolUse`, `UserPromptSubmit`, `SessionStart`,
+    /// `SessionEnd` or `Stop`.
+    pub hook_event_type: String,
+    /// The command that ran.
+    pub hook_command: String,
+    /// Tool of a PreToolUse/PostToolUse hook.
+    #[serde(default)]
+    pub tool_name: Option<String>,
+    /// Exit code 0.
+    pub success: bool,
+    /// The hook blocked the operation.
+    #[serde(default)]
+    pub blocked: bool,
+    /// Exit code (-1 when it did not exit on its own).
+    pub exit_code: i64,
+    /// Captured stdout (truncated).
+    #[serde(default)]
+    pub stdout: String,
+    /// Captured stderr (truncated).
+    #[serde(default)]
+    pub stderr: String,
+    /// The hook's reason.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Context the hook added.
+    #[serde(default)]
+    pub additional_context: Option<String>,
+    /// Why it could not run.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// The action it ran for.
+    #[serde(default)]
+    pub action_id: Option<String>,
+    /// The user message it ran for.
+    #[serde(default)]
+    pub message_id: Option<String>,
+    /// What the hook was given.
+    #[serde(default)]
+    pub hook_input: Option<Value>,
+}
+
 /// The kind-specific part of an event.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EventBody {
@@ -282,6 +326,8 @@ pub enum EventBody {
     Pause,
     /// `InterruptEvent`.
     Interrupt,
+    /// `HookExecutionEvent`.
+    HookExecution(HookExecutionEvent),
     /// Any other kind, kept verbatim.
     Other {
         /// Class name.
@@ -305,6 +351,7 @@ impl EventBody {
             EventBody::ConversationError(_) => "ConversationErrorEvent",
             EventBody::Pause => "PauseEvent",
             EventBody::Interrupt => "InterruptEvent",
+            EventBody::HookExecution(_) => "HookExecutionEvent",
             EventBody::Other { kind, .. } => kind,
         }
     }
@@ -319,6 +366,7 @@ impl EventBody {
             EventBody::AgentError(e) => serde_json::to_value(e),
             EventBody::StateUpdate(e) => serde_json::to_value(e),
             EventBody::ConversationError(e) => serde_json::to_value(e),
+            EventBody::HookExecution(e) => serde_json::to_value(e),
             EventBody::Pause | EventBody::Interrupt => Ok(Value::Object(Map::new())),
             EventBody::Other { fields, .. } => return fields.clone(),
         };
@@ -426,6 +474,7 @@ impl Event {
             "ConversationErrorEvent" => EventBody::ConversationError(de(fields)?),
             "PauseEvent" => EventBody::Pause,
             "InterruptEvent" => EventBody::Interrupt,
+            "HookExecutionEvent" => EventBody::HookExecution(de(fields)?),
             _ => EventBody::Other {
                 kind,
                 fields: match fields {
