@@ -33,9 +33,22 @@ pub fn is_llm_event(e: &Event) -> bool {
 
 /// Cuts `text` to `max` characters, keeping head and tail with a notice.
 pub fn truncate_middle(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        // No more bytes than `max`, so no more characters either.
+        return text.to_string();
+    }
+    truncate_owned(text.to_string(), max)
+}
+
+/// [`truncate_middle`] of an owned text, which comes back as it is (no
+/// copy) when it is short enough.
+pub fn truncate_owned(text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
+    }
     let n = text.chars().count();
     if n <= max {
-        return text.to_string();
+        return text;
     }
     let notice = "\n<response clipped><NOTE>The middle of this output was removed to keep it short.</NOTE>\n";
     let keep = max.saturating_sub(notice.len());
@@ -133,7 +146,7 @@ fn terminal_text(obs: &Value, output: &str) -> String {
     {
         out.push_str(&format!("\n[Command finished with exit code {code}]"));
     }
-    truncate_middle(&out, MAX_TERMINAL_TEXT)
+    truncate_owned(out, MAX_TERMINAL_TEXT)
 }
 
 fn clip_parts(parts: Vec<ContentPart>) -> Vec<ContentPart> {
@@ -141,7 +154,7 @@ fn clip_parts(parts: Vec<ContentPart>) -> Vec<ContentPart> {
         .into_iter()
         .map(|p| match p {
             ContentPart::Text { text, cache_prompt } => ContentPart::Text {
-                text: truncate_middle(&text, MAX_TOOL_TEXT),
+                text: truncate_owned(text, MAX_TOOL_TEXT),
                 cache_prompt,
             },
             other => other,

@@ -20,6 +20,7 @@
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -104,8 +105,8 @@ struct LlmSetup {
     llm: Llm,
     tool_names: Vec<String>,
     working_dir: String,
-    cfg: LlmConfig,
-    tools: Vec<ToolSpec>,
+    cfg: Arc<LlmConfig>,
+    tools: Arc<Vec<ToolSpec>>,
 }
 
 impl RunState {
@@ -569,7 +570,7 @@ impl ConversationActor {
 
     /// The LLM settings and tool definitions for the next call, rebuilt
     /// only when the agent's LLM, tools or working directory changed.
-    fn llm_setup(&mut self) -> Result<(LlmConfig, Vec<ToolSpec>), LlmError> {
+    fn llm_setup(&mut self) -> Result<(Arc<LlmConfig>, Arc<Vec<ToolSpec>>), LlmError> {
         let tool_names = self.tool_names();
         let llm = &self.record.agent.llm;
         let working_dir = &self.record.workspace.working_dir;
@@ -582,8 +583,8 @@ impl ConversationActor {
                 llm: llm.clone(),
                 tool_names,
                 working_dir: working_dir.clone(),
-                cfg,
-                tools: self.llm_tools(),
+                cfg: Arc::new(cfg),
+                tools: Arc::new(self.llm_tools()),
             });
         }
         let setup = self.run.llm_setup.as_ref().expect("set above");
