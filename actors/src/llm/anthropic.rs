@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::{Map, Value, json};
 
 use super::config::LlmConfig;
@@ -23,21 +24,19 @@ pub const API_VERSION: &str = "2023-06-01";
 /// The beta header of the extended-thinking models.
 pub const THINKING_BETA: &str = "interleaved-thinking-2025-05-14";
 
-fn ephemeral() -> Value {
-    json!({"type": "ephemeral"})
-}
-
-/// The JSON body of one Messages API request.
-pub fn request_body(
+/// The JSON body of one Messages API request, as bytes. The turns, which
+/// carry the whole history, are written straight from the chat messages
+/// (no `Value` tree per step).
+pub fn request_bytes(
     cfg: &LlmConfig,
     ep: &Endpoint,
     messages: &[ChatMessage],
     tools: &[ToolSpec],
     stream: bool,
-) -> Value {
+) -> Vec<u8> {
     let shape = Shape::new(cfg, messages, true);
     let mut system = Vec::new();
-    let mut turns: Vec<(&'static str, Vec<Value>)> = Vec::new();
+    let mut turns: Vec<(&'static str, Vec<WireBlock<'_>>)> = Vec::new();
     for (i, m) in messages.iter().enumerate() {
         match m.role {
             Role::System => {
@@ -45,11 +44,10 @@ pub fn request_body(
                     if let ContentPart::Text { text, .. } = part
                         && !text.is_empty()
                     {
-                        let mut b = json!({"type": "text", "text": text});
-                        if shape.cached(messages, i, p) {
-                            b["cache_control"] = ephemeral();
-                        }
-                        system.push(b);
+                        system.push(WireBlock::Text {
+                            text,
+                            cached: shape.cached(messages, i, p),
+                        });
                     }
                 }
             }
@@ -58,19 +56,16 @@ pub fn request_body(
                 push_turn(&mut turns, "user", blocks);
             }
             Role::Tool => {
-                let mut b = json!({
-                    "type": "tool_result",
-                    "tool_use_id": m.tool_call_id.clone().unwrap_or_default(),
-                    "content": content_blocks(messages, i, &shape, false),
-                });
-                // The tool message's breakpoint moves onto its tool_result block.
-                if shape.message_cached(messages, i) {
-                    b["cache_control"] = ephemeral();
-                }
+                let b = WireBlock::ToolResult {
+                    id: m.tool_call_id.as_deref().unwrap_or_default(),
+                    content: content_blocks(messages, i, &shape, false),
+                    // The tool message's breakpoint moves onto its tool_result block.
+                    cached: shape.message_cached(messages, i),
+                };
                 push_turn(&mut turns, "user", vec![b]);
             }
             Role::Assistant => {
-                let mut blocks: Vec<Value> = m
+                let mut blocks: Vec<WireBlock<'_>> = m
                     .thinking_blocks
                     .iter()
                     .filter(|b| {
@@ -79,15 +74,10 @@ pub fn request_body(
                             Some("thinking" | "redacted_thinking")
                         )
                     })
-                    .cloned()
+                    .map(WireBlock::Raw)
                     .collect();
                 blocks.extend(content_blocks(messages, i, &shape, true));
-                for c in &m.tool_calls {
-                    blocks.push(json!({
-                        "type": "tool_use", "id": c.id, "name": c.name,
-                        "input": tool_input(&c.arguments),
-                    }));
-                }
+                blocks.extend(m.tool_calls.iter().map(WireBlock::ToolUse));
                 // Anthropic rejects an assistant turn without content.
                 if !blocks.is_empty() {
                     push_turn(&mut turns, "assistant", blocks);
@@ -96,13 +86,12 @@ pub fn request_body(
         }
     }
 
+    // `messages` and `system` hold their places (LiteLLM's key order) as
+    // `null` and are written from `turns` and `system`, unless the extra
+    // body replaced them.
     let mut body = Map::new();
     body.insert("model".into(), json!(ep.model));
-    let wire: Vec<Value> = turns
-        .into_iter()
-        .map(|(role, content)| json!({"role": role, "content": content}))
-        .collect();
-    body.insert("messages".into(), Value::Array(wire));
+    body.insert("messages".into(), Value::Null);
     body.insert("max_tokens".into(), json!(shape.max_output.unwrap_or(4096)));
     if !tools.is_empty() {
         let t: Vec<Value> = tools
@@ -121,7 +110,7 @@ pub fn request_body(
         );
     }
     if !system.is_empty() {
-        body.insert("system".into(), Value::Array(system));
+        body.insert("system".into(), Value::Null);
     }
     if shape.sampling {
         if let Some(t) = cfg.temperature {
@@ -140,12 +129,154 @@ pub fn request_body(
     for (k, v) in &cfg.litellm_extra_body {
         body.insert(k.clone(), v.clone());
     }
-    Value::Object(body)
+    let wire = Body {
+        fields: &body,
+        turns: &turns,
+        system: &system,
+    };
+    serde_json::to_vec(&wire).unwrap_or_default()
+}
+
+/// [`request_bytes`] as a `Value` (tests and logs).
+pub fn request_body(
+    cfg: &LlmConfig,
+    ep: &Endpoint,
+    messages: &[ChatMessage],
+    tools: &[ToolSpec],
+    stream: bool,
+) -> Value {
+    serde_json::from_slice(&request_bytes(cfg, ep, messages, tools, stream)).unwrap_or(Value::Null)
+}
+
+/// The body: its fields in order, with the `messages` and `system`
+/// placeholders written from the turns and the system blocks.
+struct Body<'a> {
+    fields: &'a Map<String, Value>,
+    turns: &'a [(&'static str, Vec<WireBlock<'a>>)],
+    system: &'a [WireBlock<'a>],
+}
+
+struct Turns<'a>(&'a [(&'static str, Vec<WireBlock<'a>>)]);
+
+impl Serialize for Turns<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for (role, content) in self.0 {
+            seq.serialize_element(&Turn { role, content })?;
+        }
+        seq.end()
+    }
+}
+
+struct Turn<'a> {
+    role: &'a str,
+    content: &'a [WireBlock<'a>],
+}
+
+impl Serialize for Turn<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(2))?;
+        m.serialize_entry("role", self.role)?;
+        m.serialize_entry("content", self.content)?;
+        m.end()
+    }
+}
+
+impl Serialize for Body<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.fields.len()))?;
+        for (k, v) in self.fields {
+            match (k.as_str(), v) {
+                ("messages", Value::Null) => m.serialize_entry(k, &Turns(self.turns))?,
+                ("system", Value::Null) => m.serialize_entry(k, self.system)?,
+                _ => m.serialize_entry(k, v)?,
+            }
+        }
+        m.end()
+    }
+}
+
+/// One content block of a turn, borrowed from the chat messages.
+enum WireBlock<'a> {
+    Text {
+        text: &'a str,
+        cached: bool,
+    },
+    Image {
+        url: &'a str,
+        cached: bool,
+    },
+    ToolResult {
+        id: &'a str,
+        content: Vec<WireBlock<'a>>,
+        cached: bool,
+    },
+    ToolUse(&'a ToolCall),
+    /// A thinking block, replayed as it came.
+    Raw(&'a Value),
+}
+
+/// `{"type": "ephemeral"}`, the cache breakpoint marker.
+struct Ephemeral;
+
+impl Serialize for Ephemeral {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(1))?;
+        m.serialize_entry("type", "ephemeral")?;
+        m.end()
+    }
+}
+
+impl Serialize for WireBlock<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if let WireBlock::Raw(v) = self {
+            return v.serialize(s);
+        }
+        let mut m = s.serialize_map(None)?;
+        let cached = match self {
+            WireBlock::Text { text, cached } => {
+                m.serialize_entry("type", "text")?;
+                m.serialize_entry("text", text)?;
+                *cached
+            }
+            WireBlock::Image { url, cached } => {
+                m.serialize_entry("type", "image")?;
+                m.serialize_entry("source", &image_source(url))?;
+                *cached
+            }
+            WireBlock::ToolResult {
+                id,
+                content,
+                cached,
+            } => {
+                m.serialize_entry("type", "tool_result")?;
+                m.serialize_entry("tool_use_id", id)?;
+                m.serialize_entry("content", content)?;
+                *cached
+            }
+            WireBlock::ToolUse(c) => {
+                m.serialize_entry("type", "tool_use")?;
+                m.serialize_entry("id", &c.id)?;
+                m.serialize_entry("name", &c.name)?;
+                m.serialize_entry("input", &tool_input(&c.arguments))?;
+                false
+            }
+            WireBlock::Raw(_) => false,
+        };
+        if cached {
+            m.serialize_entry("cache_control", &Ephemeral)?;
+        }
+        m.end()
+    }
 }
 
 /// Consecutive user/tool messages become one user turn, consecutive assistant messages one
 /// assistant turn, as LiteLLM merges them.
-fn push_turn(turns: &mut Vec<(&'static str, Vec<Value>)>, role: &'static str, blocks: Vec<Value>) {
+fn push_turn<'a>(
+    turns: &mut Vec<(&'static str, Vec<WireBlock<'a>>)>,
+    role: &'static str,
+    blocks: Vec<WireBlock<'a>>,
+) {
     match turns.last_mut() {
         Some((last, content)) if *last == role => content.extend(blocks),
         _ => turns.push((role, blocks)),
@@ -153,35 +284,37 @@ fn push_turn(turns: &mut Vec<(&'static str, Vec<Value>)>, role: &'static str, bl
 }
 
 /// Text and image blocks of message `i`; empty text is skipped (Anthropic rejects it).
-fn content_blocks(messages: &[ChatMessage], i: usize, shape: &Shape, marks: bool) -> Vec<Value> {
+fn content_blocks<'a>(
+    messages: &'a [ChatMessage],
+    i: usize,
+    shape: &Shape,
+    marks: bool,
+) -> Vec<WireBlock<'a>> {
     let Some(m) = messages.get(i) else {
         return Vec::new();
     };
     let mut out = Vec::new();
     for (p, part) in m.content.iter().enumerate() {
-        let mut block = match part {
+        let cached = marks && shape.cached(messages, i, p);
+        match part {
             ContentPart::Text { text, .. } if text.is_empty() => continue,
-            ContentPart::Text { text, .. } => json!({"type": "text", "text": text}),
+            ContentPart::Text { text, .. } => out.push(WireBlock::Text { text, cached }),
             ContentPart::Image { .. } if shape.no_images => continue,
-            ContentPart::Image { url } => image_block(url),
-        };
-        if marks && shape.cached(messages, i, p) {
-            block["cache_control"] = ephemeral();
+            ContentPart::Image { url } => out.push(WireBlock::Image { url, cached }),
         }
-        out.push(block);
     }
     out
 }
 
-fn image_block(url: &str) -> Value {
+/// The `source` of an image block: a data URL becomes base64 data.
+fn image_source(url: &str) -> Value {
     if let Some(rest) = url.strip_prefix("data:")
         && let Some((meta, data)) = rest.split_once(',')
     {
         let media_type = meta.split(';').next().unwrap_or("image/png");
-        return json!({"type": "image", "source": {
-            "type": "base64", "media_type": media_type, "data": data}});
+        return json!({"type": "base64", "media_type": media_type, "data": data});
     }
-    json!({"type": "image", "source": {"type": "url", "url": url}})
+    json!({"type": "url", "url": url})
 }
 
 /// A tool call's arguments as the `input` object (Anthropic requires an object).

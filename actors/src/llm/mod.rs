@@ -87,10 +87,7 @@ async fn call(
 ) -> Result<LlmResponse, LlmError> {
     let ep = endpoint(cfg)?;
     let body = match ep.protocol {
-        Protocol::Anthropic => {
-            serde_json::to_vec(&anthropic::request_body(cfg, &ep, messages, tools, stream))
-                .map_err(|e| LlmError::Config(format!("cannot serialize the LLM request: {e}")))?
-        }
+        Protocol::Anthropic => anthropic::request_bytes(cfg, &ep, messages, tools, stream),
         Protocol::OpenAiChat => openai::request_bytes(cfg, &ep, messages, tools, stream),
     };
     let headers = transport::headers(cfg, &ep, stream)?;
