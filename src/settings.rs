@@ -54,6 +54,8 @@ pub struct HttpSettings {
     pub max_json_bytes: usize,
     /// Largest upload, bytes.
     pub max_upload_bytes: u64,
+    /// Answer an upload only once the file is on disk (fsync).
+    pub sync_uploads: bool,
 }
 
 /// WebSocket settings.
@@ -221,6 +223,7 @@ const ENV_KEYS: &[(&str, Kind, bool)] = &[
     ("http.workers", Kind::Int, true),
     ("http.max_json_bytes", Kind::Int, false),
     ("http.max_upload_bytes", Kind::Int, false),
+    ("http.sync_uploads", Kind::Bool, false),
     ("websocket.max_subscribers", Kind::Int, false),
     ("websocket.queue_frames", Kind::Int, false),
     ("websocket.heartbeat_seconds", Kind::Int, false),

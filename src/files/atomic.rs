@@ -1,8 +1,10 @@
 //! Atomic, streamed file writes for uploads. Chunks received on an async
 //! worker are queued (a few at a time, so memory stays flat whatever the
 //! file size) to one blocking thread that writes a temporary file next to
-//! the target; on commit that thread flushes, fsyncs and renames it over
-//! the target, then fsyncs the directory. Until the rename the target is
+//! the target; on commit that thread flushes and renames it over the
+//! target. In synced mode it also starts write-back as the data arrives,
+//! fsyncs the file before the rename and the directory after it, so a
+//! committed file survives a power loss. Until the rename the target is
 //! untouched.
 //!
 //! The temporary file is removed whenever the write does not complete: an
@@ -42,9 +44,10 @@ fn join_failure(e: impl std::fmt::Display) -> io::Error {
 
 impl AtomicFile {
     /// Creates the target's parent directories and a temporary file beside
-    /// the target, then starts the disk thread. Fails when the target is a
-    /// directory or a parent cannot be created.
-    pub async fn create(target: PathBuf) -> io::Result<AtomicFile> {
+    /// the target, then starts the disk thread; `synced` makes the commit
+    /// wait for the disk. Fails when the target is a directory or a parent
+    /// cannot be created.
+    pub async fn create(target: PathBuf, synced: bool) -> io::Result<AtomicFile> {
         let (file, temp, target) = spawn_blocking(move || {
             let (file, temp) = prepare(&target)?;
             Ok::<_, io::Error>((file, temp, target))
@@ -52,7 +55,7 @@ impl AtomicFile {
         .await
         .map_err(join_failure)??;
         let (tx, rx) = mpsc::channel(QUEUE_CHUNKS);
-        let task = spawn_blocking(move || write_loop(file, temp, target, rx));
+        let task = spawn_blocking(move || write_loop(file, temp, target, rx, synced));
         Ok(AtomicFile {
             tx,
             task: Some(task),
@@ -71,7 +74,7 @@ impl AtomicFile {
         }
     }
 
-    /// Completes the write: flush, fsync, rename over the target. Returns
+    /// Completes the write: flush, (fsync,) rename over the target. Returns
     /// the number of bytes written.
     pub async fn commit(mut self) -> io::Result<u64> {
         // A failed send means the thread already stopped; its result says why.
@@ -164,6 +167,7 @@ fn write_loop(
     temp: PathBuf,
     target: PathBuf,
     mut rx: mpsc::Receiver<Msg>,
+    synced: bool,
 ) -> io::Result<u64> {
     let mut guard = TempGuard(Some(temp.clone()));
     let mut out = BufWriter::with_capacity(WRITE_BUFFER, file);
@@ -174,20 +178,25 @@ fn write_loop(
             Msg::Data(chunk) => {
                 out.write_all(&chunk)?;
                 written += chunk.len() as u64;
-                if written - kicked >= WRITE_BACK_EVERY {
+                // Early write-back only pays when the commit waits for the
+                // disk; otherwise it would hold the upload to disk speed.
+                if synced && written - kicked >= WRITE_BACK_EVERY {
                     start_write_back(out.get_ref());
                     kicked = written;
                 }
             }
             Msg::Commit => {
                 let file = out.into_inner().map_err(|e| e.into_error())?;
-                file.sync_all()?;
+                if synced {
+                    file.sync_all()?;
+                }
                 drop(file);
                 fs::rename(&temp, &target)?;
                 guard.0 = None;
                 // Make the rename itself durable; failure here does not
                 // undo a completed upload.
-                if let Some(dir) = target.parent()
+                if synced
+                    && let Some(dir) = target.parent()
                     && let Ok(d) = File::open(dir)
                 {
                     let _ = d.sync_all();
@@ -214,24 +223,33 @@ mod tests {
             .collect()
     }
 
-    #[actix_web::test]
-    async fn commit_abort_and_drop() {
+    async fn commit_abort_and_drop(synced: bool) {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("sub/dir/f.bin");
-        let mut w = AtomicFile::create(target.clone()).await.unwrap();
+        // A large file crosses the write-back threshold of synced mode.
+        let big = Bytes::from(vec![7u8; (WRITE_BACK_EVERY + 4096) as usize]);
+        let big_target = dir.path().join("big.bin");
+        let mut w = AtomicFile::create(big_target.clone(), synced)
+            .await
+            .unwrap();
+        w.write(big.clone()).await.unwrap();
+        assert_eq!(w.commit().await.unwrap(), big.len() as u64);
+        assert_eq!(fs::read(&big_target).unwrap(), big);
+
+        let mut w = AtomicFile::create(target.clone(), synced).await.unwrap();
         w.write(Bytes::from_static(b"hello ")).await.unwrap();
         w.write(Bytes::from_static(b"world")).await.unwrap();
         assert!(!target.exists(), "target untouched before commit");
         assert_eq!(w.commit().await.unwrap(), 11);
         assert_eq!(fs::read(&target).unwrap(), b"hello world");
 
-        let mut w = AtomicFile::create(target.clone()).await.unwrap();
+        let mut w = AtomicFile::create(target.clone(), synced).await.unwrap();
         w.write(Bytes::from_static(b"partial")).await.unwrap();
         w.abort().await;
         assert_eq!(fs::read(&target).unwrap(), b"hello world");
         assert!(leftovers(target.parent().unwrap()).is_empty());
 
-        let mut w = AtomicFile::create(target.clone()).await.unwrap();
+        let mut w = AtomicFile::create(target.clone(), synced).await.unwrap();
         w.write(Bytes::from_static(b"dropped")).await.unwrap();
         drop(w);
         let parent = target.parent().unwrap().to_path_buf();
@@ -244,16 +262,29 @@ mod tests {
     }
 
     #[actix_web::test]
+    async fn commit_abort_and_drop_synced() {
+        commit_abort_and_drop(true).await;
+    }
+
+    #[actix_web::test]
+    async fn commit_abort_and_drop_unsynced() {
+        commit_abort_and_drop(false).await;
+    }
+
+    #[actix_web::test]
     async fn refuses_directories() {
         let dir = tempfile::tempdir().unwrap();
-        let err = AtomicFile::create(dir.path().to_path_buf())
+        let err = AtomicFile::create(dir.path().to_path_buf(), false)
             .await
             .err()
             .unwrap();
         assert_eq!(err.kind(), io::ErrorKind::IsADirectory);
         let file = dir.path().join("plain");
         fs::write(&file, b"x").unwrap();
-        let err = AtomicFile::create(file.join("below")).await.err().unwrap();
+        let err = AtomicFile::create(file.join("below"), true)
+            .await
+            .err()
+            .unwrap();
         assert!(matches!(
             err.kind(),
             io::ErrorKind::NotADirectory | io::ErrorKind::AlreadyExists

@@ -179,7 +179,7 @@ pub async fn upload_file(
         }
     };
 
-    let mut writer = AtomicFile::create(target.clone())
+    let mut writer = AtomicFile::create(target.clone(), state.settings.http.sync_uploads)
         .await
         .map_err(|e| paths::io_failure("Failed to upload file", &target, &e))?;
     let mut received = 0u64;
