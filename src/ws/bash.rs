@@ -24,6 +24,8 @@ use agent_actors::metrics::{Counters, WsFailure};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+use crate::ws::protocol::{Fragments, Joined};
+
 use super::{CLOSE_AUTH_FAILED, CLOSE_TOO_SLOW, CLOSE_TRY_AGAIN, Presented, presented_key};
 use crate::extract::Query;
 use crate::state::AppState;
@@ -48,6 +50,8 @@ pub struct BashSession {
     replay: Option<(u64, u64)>,
     last_seq: u64,
     last_heard: Instant,
+    /// A message the client is sending in fragments.
+    fragments: Fragments,
 }
 
 impl BashSession {
@@ -274,7 +278,19 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for BashSession {
                 ctx.close(reason);
                 ctx.stop();
             }
-            Ok(ws::Message::Continuation(_)) | Ok(ws::Message::Nop) => {}
+            Ok(ws::Message::Continuation(item)) => match self.fragments.push(item) {
+                Ok(None) => {}
+                Ok(Some(Joined::Text(t))) => self.on_client_text(&t, ctx),
+                Ok(Some(Joined::Binary)) => {
+                    Self::send_error(ctx, "ValidationError", "Binary frames are not supported")
+                }
+                Err(reason) => {
+                    self.state.counters.ws_failed(WsFailure::ProtocolError);
+                    ctx.close(Some(reason));
+                    ctx.stop();
+                }
+            },
+            Ok(ws::Message::Nop) => {}
             Err(e) => {
                 log::warn!("bash socket: protocol error: {e}");
                 self.state.counters.ws_failed(WsFailure::ProtocolError);
@@ -313,6 +329,7 @@ pub async fn connect(
         Presented::FirstFrame => false,
     };
     let session = BashSession {
+        fragments: Fragments::new(state.settings.websocket.max_frame_bytes),
         state: state.clone(),
         replay_all,
         authed,

@@ -35,6 +35,7 @@ use super::{
 use crate::extract::Query;
 use crate::state::AppState;
 use crate::ws::YieldOnce;
+use crate::ws::protocol::{Fragments, Joined};
 
 const REPLAY_CHUNK: usize = 64;
 
@@ -68,6 +69,8 @@ pub struct EventsSession {
     resubscribes: u32,
     /// Consecutive failed subscription attempts.
     retries: u32,
+    /// A message the client is sending in fragments.
+    fragments: Fragments,
 }
 
 impl EventsSession {
@@ -449,7 +452,19 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for EventsSession {
                 ctx.close(reason);
                 ctx.stop();
             }
-            Ok(ws::Message::Continuation(_)) | Ok(ws::Message::Nop) => {}
+            Ok(ws::Message::Continuation(item)) => match self.fragments.push(item) {
+                Ok(None) => {}
+                Ok(Some(Joined::Text(t))) => self.on_client_text(&t, ctx),
+                Ok(Some(Joined::Binary)) => {
+                    self.send_error(ctx, "ValidationError", "Binary frames are not supported")
+                }
+                Err(reason) => {
+                    self.state.counters.ws_failed(WsFailure::ProtocolError);
+                    ctx.close(Some(reason));
+                    ctx.stop();
+                }
+            },
+            Ok(ws::Message::Nop) => {}
             Err(e) => {
                 log::warn!(
                     "socket for conversation {}: protocol error: {e}",
@@ -524,6 +539,7 @@ pub async fn connect(
         last_heard: Instant::now(),
         resubscribes: 0,
         retries: 0,
+        fragments: Fragments::new(state.settings.websocket.max_frame_bytes),
     };
     let limit = state.settings.websocket.max_frame_bytes;
     let guarded = super::protocol::FrameGuard::new(stream, limit);

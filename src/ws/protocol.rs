@@ -7,11 +7,13 @@
 //! with the limit, so a client announcing 1 GiB could make it buffer 1 GiB.
 //! [`close_reason`] then chooses the close: 1009 for an oversized frame,
 //! 1007 for a text frame that is not UTF-8, 1002 for anything else.
-//! Nothing here echoes frame data.
+//! [`Fragments`] joins a message sent in several frames, with the same
+//! limit on the whole message. Nothing here echoes frame data.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use actix_http::ws::Item;
 use actix_web::error::PayloadError;
 use actix_web::web::Bytes;
 use actix_web_actors::ws::{CloseCode, CloseReason, ProtocolError};
@@ -157,6 +159,86 @@ pub fn close_reason(e: &ProtocolError, max_frame_bytes: usize) -> CloseReason {
     }
 }
 
+/// A message a client sent in fragments, once complete.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Joined {
+    /// A text message.
+    Text(String),
+    /// A binary message (its bytes are not kept).
+    Binary,
+}
+
+/// Joins fragmented messages (RFC 6455 §5.4): a first frame, continuations,
+/// a last frame. The whole message obeys `websocket.max_frame_bytes`.
+#[derive(Debug)]
+pub struct Fragments {
+    max: usize,
+    /// The message in progress: text or binary, and its bytes so far.
+    open: Option<(bool, Vec<u8>)>,
+}
+
+impl Fragments {
+    /// An assembler for messages of at most `max_frame_bytes`.
+    pub fn new(max_frame_bytes: usize) -> Fragments {
+        Fragments {
+            max: max_frame_bytes,
+            open: None,
+        }
+    }
+
+    /// Takes one continuation frame; the message once its last frame came,
+    /// or the close to answer a frame out of sequence or over the limit.
+    pub fn push(&mut self, item: Item) -> Result<Option<Joined>, CloseReason> {
+        let (first, bytes, last) = match item {
+            Item::FirstText(b) => (Some(true), b, false),
+            Item::FirstBinary(b) => (Some(false), b, false),
+            Item::Continue(b) => (None, b, false),
+            Item::Last(b) => (None, b, true),
+        };
+        let protocol = |what: &str| CloseReason {
+            code: CloseCode::Protocol,
+            description: Some(what.to_string()),
+        };
+        match (first, &mut self.open) {
+            (Some(_), Some(_)) => {
+                return Err(protocol(
+                    "A new fragmented message started before the last one ended",
+                ));
+            }
+            (Some(text), None) => self.open = Some((text, Vec::new())),
+            (None, None) => return Err(protocol("Continuation frame without a first frame")),
+            (None, Some(_)) => {}
+        }
+        let Some((text, buf)) = &mut self.open else {
+            return Ok(None);
+        };
+        if buf.len() + bytes.len() > self.max {
+            self.open = None;
+            return Err(CloseReason {
+                code: CloseCode::Size,
+                description: Some(too_large(self.max)),
+            });
+        }
+        // Binary messages are refused whole; their bytes are not needed.
+        if *text {
+            buf.extend_from_slice(&bytes);
+        }
+        if !last {
+            return Ok(None);
+        }
+        let (text, buf) = self.open.take().unwrap_or_default();
+        if !text {
+            return Ok(Some(Joined::Binary));
+        }
+        String::from_utf8(buf)
+            .map(|t| Some(Joined::Text(t)))
+            .map_err(|_| CloseReason {
+                code: CloseCode::Invalid,
+                description: Some("Text frame is not valid UTF-8".into()),
+            })
+    }
+}
+
 fn too_large(max_frame_bytes: usize) -> String {
     format!("Frame larger than {max_frame_bytes} bytes (websocket.max_frame_bytes)")
 }
@@ -187,6 +269,38 @@ mod tests {
         assert!(!g.track(&[0x81, 0x80 | 126, 0x03, 0xe9, 1, 2, 3, 4]));
         let mut g = FrameGuard::new((), 1000);
         assert!(!g.track(&[0x82, 0x80 | 127, 0x40, 0, 0, 0, 0, 0, 0, 0, 9, 9, 9, 9]));
+    }
+
+    #[test]
+    fn fragments_join_and_misuse_closes() {
+        let b = |s: &'static str| Bytes::from_static(s.as_bytes());
+        let mut f = Fragments::new(10);
+        assert_eq!(f.push(Item::FirstText(b("{\"a\""))), Ok(None));
+        assert_eq!(f.push(Item::Continue(b(":"))), Ok(None));
+        assert_eq!(
+            f.push(Item::Last(b("1}"))),
+            Ok(Some(Joined::Text("{\"a\":1}".into())))
+        );
+        assert_eq!(f.push(Item::FirstBinary(b("xx"))), Ok(None));
+        assert_eq!(f.push(Item::Last(b("yy"))), Ok(Some(Joined::Binary)));
+        let code = |r: Result<Option<Joined>, CloseReason>| u16::from(r.unwrap_err().code);
+        assert_eq!(code(f.push(Item::Continue(b("x")))), 1002);
+        assert_eq!(f.push(Item::FirstText(b("12345"))), Ok(None));
+        assert_eq!(code(f.push(Item::FirstText(b("x")))), 1002);
+        let mut f = Fragments::new(10);
+        assert_eq!(f.push(Item::FirstText(b("123456"))), Ok(None));
+        assert_eq!(code(f.push(Item::Last(b("78901")))), 1009);
+        let mut f = Fragments::new(10);
+        f.push(Item::FirstText(Bytes::from_static(&[0xe2, 0x82])))
+            .unwrap();
+        assert_eq!(code(f.push(Item::Last(Bytes::from_static(&[0x28])))), 1007);
+        // A split multi-byte character is joined before it is decoded.
+        f.push(Item::FirstText(Bytes::from_static(&[0xe2, 0x82])))
+            .unwrap();
+        assert_eq!(
+            f.push(Item::Last(Bytes::from_static(&[0xac]))),
+            Ok(Some(Joined::Text("€".into())))
+        );
     }
 
     #[test]

@@ -383,6 +383,68 @@ async fn socket_frames_over_the_limit_close_with_1009() {
 }
 
 #[actix_web::test]
+async fn fragmented_socket_messages_are_joined_and_misuse_is_closed() {
+    let app = spawn_app_with(|s| {
+        s.session_api_keys = vec!["ws-key".into()];
+        s.websocket.max_frame_bytes = 1024;
+    })
+    .await;
+    let id = app.create_conversation().await;
+    let port = app.port;
+    let path = format!("/sockets/events/{id}");
+    let outcome = actix_web::rt::task::spawn_blocking(move || {
+        let key = [("X-Session-API-Key", "ws-key")];
+        let mut out = vec![];
+        // A message in three fragments, with a ping between two of them.
+        let mut ws = RawWs::open(port, &path, &key).expect("upgrade");
+        let msg = br#"{"role": "user", "content": "sent in fragments"}"#;
+        ws.send_fragment(1, &msg[..10], false);
+        ws.send_frame(9, b"p", 1);
+        ws.send_fragment(0, &msg[10..30], false);
+        ws.send_fragment(0, &msg[30..], true);
+        let mut joined = false;
+        for _ in 0..20 {
+            match ws.next() {
+                RawFrame::Text(t) if t.contains("MessageEvent") => {
+                    joined = t.contains("sent in fragments");
+                    break;
+                }
+                RawFrame::Text(_) | RawFrame::Other(_) => {}
+                other => panic!("socket ended: {other:?}"),
+            }
+        }
+        out.push(("joined", joined));
+        // Fragments adding up to more than the limit: 1009.
+        let mut ws = RawWs::open(port, &path, &key).expect("upgrade");
+        ws.send_fragment(1, &[b' '; 600], false);
+        ws.send_fragment(0, &[b' '; 600], true);
+        out.push((
+            "over the limit",
+            ws.close_code(20) == RawFrame::Close(Some(1009)),
+        ));
+        // A continuation without a first frame: 1002.
+        let mut ws = RawWs::open(port, &path, &key).expect("upgrade");
+        ws.send_fragment(0, b"{}", true);
+        out.push((
+            "stray continuation",
+            ws.close_code(20) == RawFrame::Close(Some(1002)),
+        ));
+        out
+    })
+    .await
+    .expect("blocking");
+    for (what, ok) in outcome {
+        assert!(ok, "{what}");
+    }
+    let (_, body) = app
+        .get(&format!(
+            "/api/conversations/{id}/events/search?kind=MessageEvent"
+        ))
+        .await;
+    assert!(body.to_string().contains("sent in fragments"), "{body}");
+}
+
+#[actix_web::test]
 async fn socket_messages_that_are_not_json_get_error_events() {
     let app = spawn_app_with(|s| s.session_api_keys = vec!["ws-key".into()]).await;
     let id = app.create_conversation().await;

@@ -95,8 +95,18 @@ impl RawWs {
     /// Sends one masked frame whose header announces `announced` payload
     /// bytes (normally `payload.len()`), then `payload`.
     pub fn send_frame(&mut self, opcode: u8, payload: &[u8], announced: u64) {
+        self.write_frame(true, opcode, payload, announced);
+    }
+
+    /// Sends one frame of a fragmented message: `opcode` 1 or 2 for the
+    /// first, 0 for the others; `fin` on the last.
+    pub fn send_fragment(&mut self, opcode: u8, payload: &[u8], fin: bool) {
+        self.write_frame(fin, opcode, payload, payload.len() as u64);
+    }
+
+    fn write_frame(&mut self, fin: bool, opcode: u8, payload: &[u8], announced: u64) {
         let mask = [0x11u8, 0x22, 0x33, 0x44];
-        let mut f = vec![0x80 | opcode];
+        let mut f = vec![if fin { 0x80 } else { 0 } | opcode];
         if announced < 126 {
             f.push(0x80 | announced as u8);
         } else if announced <= u64::from(u16::MAX) {
