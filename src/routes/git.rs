@@ -36,11 +36,13 @@ fn required_path(q: &Query) -> ApiResult<String> {
 
 fn git_failure(e: GitError) -> ApiError {
     match e {
-        GitError::Failed(_) => ApiError::bad_request_msg(e.to_string()),
+        // Output over the limit comes from what the client asked about (a
+        // tree with millions of changes), not from a server fault.
+        GitError::Failed(_) | GitError::TooLarge(_) => ApiError::bad_request_msg(e.to_string()),
         GitError::Denied(_) => ApiError::Http(StatusCode::FORBIDDEN, e.to_string()),
         GitError::TimedOut(_) => ApiError::Server(StatusCode::GATEWAY_TIMEOUT, e.to_string()),
         GitError::Missing => ApiError::Server(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-        GitError::TooLarge(_) | GitError::Io(_) => {
+        GitError::Io(_) => {
             log::error!("{e}");
             ApiError::internal(e.to_string())
         }
@@ -100,4 +102,24 @@ pub async fn git_diff(req: HttpRequest, state: web::Data<AppState>) -> ApiResult
         Err(DiffError::Git(e)) => return Err(git_failure(e)),
     };
     Ok(HttpResponse::Ok().json(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::ResponseError;
+
+    #[test]
+    fn client_side_git_failures_are_4xx() {
+        for (e, status) in [
+            (GitError::Failed("git x".into()), 400),
+            (GitError::TooLarge("git diff".into()), 400),
+            (GitError::Denied("/d".into()), 403),
+            (GitError::TimedOut("git x".into()), 504),
+            (GitError::Missing, 503),
+            (GitError::Io("boom".into()), 500),
+        ] {
+            assert_eq!(git_failure(e).status_code().as_u16(), status);
+        }
+    }
 }
