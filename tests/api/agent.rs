@@ -775,3 +775,31 @@ async fn agent_context_skills_and_suffixes_reach_the_model() {
         "{text}"
     );
 }
+
+#[actix_web::test]
+async fn a_fork_keeps_secrets_the_store_could_not_keep() {
+    // No OH_SECRET_KEY and no session key: secrets live in memory only.
+    let app = spawn_app_with(|s| {
+        s.secret_key = None;
+        s.session_api_keys.clear();
+    })
+    .await;
+    let llm = ScriptedLlm::start(vec![
+        Reply::terminal("echo \"token=$FORK_TOKEN\" > fork-secret.txt"),
+        Reply::finish("done"),
+    ])
+    .await;
+    let mut b = body(&app, "openai/m", &llm.openai_base, false);
+    b["secrets"] = json!({"FORK_TOKEN": "in-memory-only-value"});
+    let id = create(&app, b).await;
+    let (status, fork) = app
+        .post(&format!("/api/conversations/{id}/fork"), json!({}))
+        .await;
+    assert_eq!(status, 201, "{fork}");
+    let fid = fork["id"].as_str().unwrap().to_string();
+    app.send_message(&fid, "write the token", true).await;
+    let info = app.wait_status(&fid, &["finished", "error", "stuck"]).await;
+    assert_eq!(info["execution_status"], "finished", "{info}");
+    let written = std::fs::read_to_string(app.path("ws").join("fork-secret.txt")).unwrap();
+    assert_eq!(written.trim(), "token=in-memory-only-value");
+}

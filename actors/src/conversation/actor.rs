@@ -436,6 +436,15 @@ impl Supervised for ConversationActor {
     }
 }
 
+impl Handler<CurrentRecord> for ConversationActor {
+    type Result = Result<ConversationRecord, ActorError>;
+
+    fn handle(&mut self, _: CurrentRecord, _ctx: &mut Context<Self>) -> Self::Result {
+        self.gone_guard()?;
+        Ok(self.record.clone())
+    }
+}
+
 impl Handler<SendMessage> for ConversationActor {
     type Result = ResponseFuture<Result<(), ActorError>>;
 

@@ -156,6 +156,12 @@ pub struct Fork {
     pub reset_metrics: bool,
 }
 
+/// The record as the live actor holds it (with the secrets that could not
+/// be stored when no cipher is configured).
+#[derive(Message, Clone)]
+#[rtype(result = "Result<crate::model::conversation::ConversationRecord, ActorError>")]
+pub struct CurrentRecord;
+
 /// Finds the actor of a conversation, spawning it from storage if needed.
 #[derive(Message, Clone)]
 #[rtype(result = "Result<Option<Addr<ConversationActor>>, ActorError>")]

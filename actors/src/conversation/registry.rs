@@ -223,9 +223,9 @@ impl Handler<Fork> for ConversationRegistry {
     fn handle(&mut self, msg: Fork, _ctx: &mut Context<Self>) -> Self::Result {
         let id = msg.id.unwrap_or_else(Uuid::new_v4);
         let cipher = self.deps.cipher.clone();
-        let (mut record, _) =
+        let stored =
             match ConversationRecord::load(&self.deps.store, &msg.source, cipher.as_deref()) {
-                Ok(Some(r)) => r,
+                Ok(Some((r, _))) => r,
                 Ok(None) => return Box::pin(fut::ready(Err(ActorError::NotFound))),
                 Err(e) => return Box::pin(fut::ready(Err(e.into()))),
             };
@@ -236,6 +236,37 @@ impl Handler<Fork> for ConversationRegistry {
                 id.hyphenated()
             )))));
         }
+        // A live source holds secrets the store may lack (no cipher
+        // configured): copy those too, as the reference copies its
+        // in-memory state.
+        let live = self.actors.get(&msg.source).cloned();
+        Box::pin(
+            async move {
+                let mut record = stored;
+                if let Some(addr) = live
+                    && let Ok(Ok(current)) = addr.send(CurrentRecord).await
+                {
+                    crate::model::conversation::carry_secrets(&current, &mut record);
+                }
+                record
+            }
+            .into_actor(self)
+            .then(move |record, act, ctx| act.write_fork(record, id, msg, ctx)),
+        )
+    }
+}
+
+impl ConversationRegistry {
+    /// Stores the copy `id` of `record` (events copied from `msg.source`)
+    /// and starts its actor with the in-memory record, secrets included.
+    fn write_fork(
+        &mut self,
+        mut record: ConversationRecord,
+        id: Uuid,
+        msg: Fork,
+        _ctx: &mut Context<Self>,
+    ) -> ResponseActFuture<Self, Result<Value, ActorError>> {
+        let source_id = record.id;
         let now = crate::time::now_utc();
         record.id = id;
         record.persistence_dir = format!(
@@ -256,11 +287,11 @@ impl Handler<Fork> for ConversationRegistry {
         if msg.reset_metrics {
             record.stats = Default::default();
         }
+        let cipher = self.deps.cipher.clone();
         let store = self.deps.store.clone();
         let bytes = record.to_stored(cipher.as_deref());
         let usage = record.stats.encode();
         let summary = record.summary();
-        let source_id = msg.source;
         let scratch = record.persistence_dir.clone();
         let info = record.info_value(false);
         Box::pin(
@@ -288,12 +319,22 @@ impl Handler<Fork> for ConversationRegistry {
                 .await
             }
             .into_actor(self)
-            .map(move |res, act, _| {
+            .map(move |res, act, ctx| {
                 act.busy.remove(&id);
-                if res.is_err() {
-                    let _ = act.deps.store.delete_conversation(&id);
+                match res {
+                    Ok(()) => {
+                        // Secrets the store could not keep live on in the
+                        // copy's actor, as they do in the source's.
+                        if cipher.is_none() && !act.actors.contains_key(&id) {
+                            act.spawn(record, ctx);
+                        }
+                        Ok(info)
+                    }
+                    Err(e) => {
+                        let _ = act.deps.store.delete_conversation(&id);
+                        Err(e)
+                    }
                 }
-                res.map(|()| info)
             }),
         )
     }
