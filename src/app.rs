@@ -218,6 +218,7 @@ impl Application {
                 .default_service(web::to(not_found))
                 .wrap(from_fn(crate::auth::require_key))
                 .wrap(from_fn(crate::routes::json_errors))
+                .wrap(from_fn(crate::body_timeout::body_timeout))
                 .wrap(
                     // Path only (%U): keys may travel in query strings.
                     Logger::new("%a \"%{method}xi %U\" %s %b %Dms")

@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod body_timeout;
 pub mod cors;
 pub mod error;
 pub mod extract;

@@ -56,6 +56,8 @@ pub struct HttpSettings {
     pub max_upload_bytes: u64,
     /// Answer an upload only once the file is on disk (fsync).
     pub sync_uploads: bool,
+    /// Seconds a request body may send nothing before 408 (0: no limit).
+    pub body_idle_timeout_seconds: u64,
 }
 
 /// WebSocket settings.
@@ -224,6 +226,7 @@ const ENV_KEYS: &[(&str, Kind, bool)] = &[
     ("http.max_json_bytes", Kind::Int, false),
     ("http.max_upload_bytes", Kind::Int, false),
     ("http.sync_uploads", Kind::Bool, false),
+    ("http.body_idle_timeout_seconds", Kind::Int, false),
     ("websocket.max_subscribers", Kind::Int, false),
     ("websocket.queue_frames", Kind::Int, false),
     ("websocket.heartbeat_seconds", Kind::Int, false),

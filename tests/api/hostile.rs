@@ -1068,3 +1068,49 @@ async fn malformed_bodies_name_the_problem() {
         other => panic!("{other:?}"),
     }
 }
+
+#[actix_web::test]
+async fn stalled_request_bodies_are_answered_408() {
+    let app = spawn_app_with(|s| s.http.body_idle_timeout_seconds = 1).await;
+    let port = app.port;
+    let target = app.path("stalled-upload.bin");
+    let upload = format!(
+        "/api/file/upload?path={}",
+        agent_server::routes::files::percent_encode(&target.to_string_lossy())
+    );
+    let answers = actix_web::rt::task::spawn_blocking(move || {
+        let json = b"POST /api/conversations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                     Content-Length: 100\r\n\r\n{\"agent\":".to_vec();
+        let boundary = "b0undary";
+        let mut multipart = format!(
+            "POST {upload} HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n\
+             Content-Length: 100000\r\n\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; \
+             filename=\"f\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+        )
+        .into_bytes();
+        multipart.extend_from_slice(&[7u8; 500]);
+        // raw_request gives up after 10 s of silence (status 0).
+        (raw_request(port, &json), raw_request(port, &multipart))
+    })
+    .await
+    .expect("blocking");
+    let ((json_status, json_text), (up_status, up_text)) = answers;
+    assert_eq!(json_status, 408, "{json_text}");
+    assert!(
+        json_text.contains("body_idle_timeout_seconds"),
+        "{json_text}"
+    );
+    assert_eq!(up_status, 408, "{up_text}");
+    // The stalled upload left nothing behind.
+    assert!(!target.exists());
+    let leftovers: Vec<_> = std::fs::read_dir(target.parent().unwrap())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".oh-upload-"))
+        .collect();
+    assert!(leftovers.is_empty());
+    // A body that keeps flowing is not cut, and the server is fine.
+    assert_eq!(app.get("/health").await.0, 200);
+    let id = app.create_conversation().await;
+    assert!(!id.is_empty());
+}
