@@ -1502,7 +1502,7 @@ fn py_float(f: f64) -> String {
 }
 
 /// Python's `repr` of a JSON value (`{'a': [1, True, None]}`), for error texts.
-fn py_repr(value: &Value) -> String {
+pub(crate) fn py_repr(value: &Value) -> String {
     match value {
         Value::Null => "None".to_string(),
         Value::Bool(b) => if *b { "True" } else { "False" }.to_string(),
