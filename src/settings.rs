@@ -808,6 +808,20 @@ mod tests {
     }
 
     #[test]
+    fn http_body_settings() {
+        let s = Settings::load(&Cli::default(), &env(&[])).unwrap();
+        assert!(!s.http.sync_uploads, "uploads are not fsynced by default");
+        assert_eq!(s.http.body_idle_timeout_seconds, 60);
+        let e = env(&[
+            ("OH_HTTP_SYNC_UPLOADS", "true"),
+            ("OH_HTTP_BODY_IDLE_TIMEOUT_SECONDS", "0"),
+        ]);
+        let s = Settings::load(&Cli::default(), &e).unwrap();
+        assert!(s.http.sync_uploads);
+        assert_eq!(s.http.body_idle_timeout_seconds, 0);
+    }
+
+    #[test]
     fn legacy_key_and_none() {
         let e = env(&[
             ("SESSION_API_KEY", "legacy"),
