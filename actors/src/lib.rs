@@ -10,6 +10,7 @@ pub mod crypto;
 pub mod hooks;
 pub mod ids;
 pub mod llm;
+pub mod mcp;
 pub mod metrics;
 pub mod model;
 pub mod search;

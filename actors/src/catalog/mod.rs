@@ -6,8 +6,10 @@
 //! Nothing here keeps state or writes anything.
 
 pub mod hooks;
-pub mod mcp;
 pub mod skills;
+
+/// The MCP client, whose probe answers `POST /api/mcp/test`.
+pub use crate::mcp::client as mcp;
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;

@@ -459,6 +459,30 @@ fn augmented_parameters(read_only: bool, own: Value, required: &[&str]) -> Value
     Value::Object(schema)
 }
 
+/// The `security_risk` (none for a read-only tool) and `summary` parameter schemas the
+/// default tools get, for tools described elsewhere (MCP tools get the same two).
+pub(crate) fn added_parameter_schemas(read_only: bool) -> (Option<Value>, Value) {
+    let risk = (!read_only).then(|| {
+        json!({"type": "string", "description": SECURITY_RISK_DESCRIPTION, "enum": SECURITY_RISKS})
+    });
+    (
+        risk,
+        json!({"type": "string", "description": SUMMARY_DESCRIPTION}),
+    )
+}
+
+/// Tool-call arguments decoded as for every tool: JSON (retried with raw control
+/// characters escaped), a non-object taken as `{}`, nulls dropped, `security_risk`
+/// typos fixed. The error is the decoder's message.
+pub(crate) fn decode_arguments(raw: &str) -> Result<Map<String, Value>, String> {
+    let mut args = match parse_arguments(raw)? {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    };
+    normalize_arguments(&mut args);
+    Ok(args)
+}
+
 fn schema_for(name: &str, working_dir: &str, vision: bool) -> Option<ToolSchema> {
     let m = meta(name)?;
     let (description, own, required): (String, Value, &[&str]) = match name {
