@@ -129,6 +129,8 @@ impl Application {
             terminal_no_change_timeout_secs: settings
                 .conversations
                 .terminal_no_change_timeout_seconds,
+            mcp_tool_timeout_secs: settings.conversations.mcp_tool_timeout_seconds,
+            mcp_startup_timeout_secs: settings.conversations.mcp_startup_timeout_seconds,
             fault_injection: settings.testing.fault_injection,
             idle_eviction_secs: settings.conversations.idle_eviction_seconds,
         };

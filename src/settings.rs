@@ -86,6 +86,10 @@ pub struct ConversationSettings {
     pub idle_eviction_seconds: Option<u64>,
     /// Terminal soft timeout, seconds.
     pub terminal_no_change_timeout_seconds: u64,
+    /// Longest wait for one MCP tool call, seconds.
+    pub mcp_tool_timeout_seconds: u64,
+    /// Longest wait for an agent's MCP servers to start and list their tools, seconds.
+    pub mcp_startup_timeout_seconds: u64,
 }
 
 /// The `/metrics` endpoint.
@@ -236,6 +240,12 @@ const ENV_KEYS: &[(&str, Kind, bool)] = &[
     ("conversations.idle_eviction_seconds", Kind::Int, true),
     (
         "conversations.terminal_no_change_timeout_seconds",
+        Kind::Int,
+        false,
+    ),
+    ("conversations.mcp_tool_timeout_seconds", Kind::Int, false),
+    (
+        "conversations.mcp_startup_timeout_seconds",
         Kind::Int,
         false,
     ),
@@ -526,6 +536,18 @@ impl Settings {
         }
         if self.shutdown_timeout_seconds == 0 {
             return bad("shutdown_timeout_seconds", "must be at least 1");
+        }
+        if self.conversations.mcp_tool_timeout_seconds == 0 {
+            return bad(
+                "conversations.mcp_tool_timeout_seconds",
+                "must be at least 1",
+            );
+        }
+        if self.conversations.mcp_startup_timeout_seconds == 0 {
+            return bad(
+                "conversations.mcp_startup_timeout_seconds",
+                "must be at least 1",
+            );
         }
         if self.host.trim().is_empty() {
             return bad("host", "must not be empty");

@@ -16,6 +16,7 @@ mod hostile;
 mod hostile_auth;
 mod hostile_secrets;
 mod llm;
+mod mcp;
 mod openapi;
 mod ops;
 mod persistence;

@@ -102,11 +102,26 @@ pub fn observation_parts(obs: &Value) -> Vec<ContentPart> {
         .get("is_error")
         .and_then(Value::as_bool)
         .unwrap_or(false);
-    let (text, images) = json_texts(obs.get("content"));
     let mut parts = vec![];
     if is_error {
         parts.push(ContentPart::text(ERROR_HEADER));
     }
+    if obs.get("kind").and_then(Value::as_str) == Some(crate::mcp::tools::OBSERVATION_KIND) {
+        // The reference sends each block of an MCP result as its own part
+        // (the `[Tool … executed.]` line, then the server's blocks).
+        if let Some(Value::Array(items)) = obs.get("content") {
+            for it in items {
+                let (text, images) = json_texts(Some(&Value::Array(vec![it.clone()])));
+                if it.get("type").and_then(Value::as_str) == Some("image") {
+                    parts.extend(images.into_iter().map(|url| ContentPart::Image { url }));
+                } else {
+                    parts.push(ContentPart::text(text));
+                }
+            }
+        }
+        return parts;
+    }
+    let (text, images) = json_texts(obs.get("content"));
     let body = if obs.get("kind").and_then(Value::as_str) == Some("TerminalObservation") {
         terminal_text(obs, &text)
     } else {

@@ -395,6 +395,11 @@ impl ConversationActor {
         reason: u8,
     ) -> Option<Addr<TerminalSession>> {
         let terminal = self.stop_run_for_close(ctx);
+        let mcp = self.take_mcp_sessions();
+        if !mcp.is_empty() {
+            // Nobody waits: the servers stop on their own.
+            actix::spawn(super::mcp::close_sessions(mcp));
+        }
         self.publisher.close_all(reason);
         self.resolve_waiters(Err(ActorError::NotFound));
         self.closed = true;
@@ -459,7 +464,11 @@ impl Handler<SendMessage> for ConversationActor {
                 ))
             });
         }
-        let message = match self.queue_message(ctx, msg.message) {
+        let message = match self.mcp_gate(ctx, msg.message) {
+            Ok(reply) => return reply,
+            Err(message) => message,
+        };
+        let message = match self.queue_message(ctx, message) {
             Ok(reply) => return reply,
             Err(message) => message,
         };
@@ -670,6 +679,7 @@ impl Handler<Close> for ConversationActor {
         };
         // The run stops first, as the reference pauses it before closing.
         let session = self.stop_run_for_close(ctx);
+        let mcp = self.take_mcp_sessions();
         // No new work while SessionEnd hooks run, and a restart now must
         // not bring the conversation back.
         self.closed = true;
@@ -691,7 +701,8 @@ impl Handler<Close> for ConversationActor {
             let _ = self.close(ctx, reason);
         }
         // Replies once the shell and its processes are gone (and the feeds
-        // have sent what they held), so that a shutdown can wait for them.
+        // have sent what they held, and the MCP servers are closed), so that
+        // a shutdown can wait for them.
         Box::pin(async move {
             if ending {
                 let _ = rx.await;
@@ -701,7 +712,12 @@ impl Handler<Close> for ConversationActor {
                     let _ = session.send(terminal::Close).await;
                 }
             };
-            futures_util::future::join(shell, futures_util::future::join_all(feeds)).await;
+            futures_util::future::join3(
+                shell,
+                futures_util::future::join_all(feeds),
+                super::mcp::close_sessions(mcp),
+            )
+            .await;
         })
     }
 }

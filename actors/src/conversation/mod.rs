@@ -7,6 +7,7 @@
 
 pub mod actor;
 pub mod hooks;
+pub mod mcp;
 pub mod messages;
 pub mod persist;
 pub mod publisher;
@@ -49,6 +50,10 @@ pub struct ConversationConfig {
     pub max_concurrent_runs: usize,
     /// Soft no-output timeout of the terminal tool, seconds.
     pub terminal_no_change_timeout_secs: u64,
+    /// Longest wait for one MCP tool call, seconds.
+    pub mcp_tool_timeout_secs: u64,
+    /// Longest wait for an agent's MCP servers to start and list their tools, seconds.
+    pub mcp_startup_timeout_secs: u64,
     /// Allow the fault-injection messages (tests only).
     pub fault_injection: bool,
     /// Stop an idle conversation actor after this long without activity or
@@ -65,6 +70,8 @@ impl Default for ConversationConfig {
             subscriber_queue: 1024,
             max_concurrent_runs: 10,
             terminal_no_change_timeout_secs: 30,
+            mcp_tool_timeout_secs: 300,
+            mcp_startup_timeout_secs: 30,
             fault_injection: false,
             idle_eviction_secs: None,
         }
@@ -112,6 +119,9 @@ pub enum ActorError {
     Storage(String),
     /// An upstream service (the LLM) failed.
     Upstream(String),
+    /// A failure the reference answers with a bare 500 carrying the exception's text
+    /// (e.g. an agent whose tools cannot be set up).
+    Internal(String),
 }
 
 impl std::fmt::Display for ActorError {
@@ -127,6 +137,7 @@ impl std::fmt::Display for ActorError {
             ActorError::Evicted => f.write_str("conversation actor was evicted; look it up again"),
             ActorError::Storage(m) => write!(f, "storage error: {m}"),
             ActorError::Upstream(m) => write!(f, "upstream error: {m}"),
+            ActorError::Internal(m) => f.write_str(m),
         }
     }
 }

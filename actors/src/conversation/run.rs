@@ -63,6 +63,8 @@ pub struct PendingAction {
 /// Tool instances of one conversation, kept across runs.
 #[derive(Default)]
 pub struct Tools {
+    /// The agent's MCP servers and their tools.
+    pub(super) mcp: super::mcp::McpState,
     terminal: Option<Addr<TerminalSession>>,
     editor: Option<FileEditor>,
     tracker: Option<TaskTracker>,
@@ -94,7 +96,7 @@ pub struct RunState {
     pause_waiters: Vec<oneshot::Sender<Result<(), ActorError>>>,
     /// Token deltas of the streaming LLM call in flight, in arrival order.
     deltas: Option<mpsc::UnboundedReceiver<llm::StreamDelta>>,
-    tools: Tools,
+    pub(super) tools: Tools,
     /// The LLM settings and tool definitions of the last step, reused while
     /// the agent's LLM and tools stay the same.
     llm_setup: Option<LlmSetup>,
@@ -117,12 +119,18 @@ impl RunState {
 
     /// Forgets everything of a run (after an actor restart); tools stay.
     pub fn reset(&mut self) {
-        let tools = std::mem::take(&mut self.tools);
+        let mut tools = std::mem::take(&mut self.tools);
+        tools.mcp.forget_pending();
         *self = RunState {
             tools,
             generation: self.generation + 1,
             ..Default::default()
         };
+    }
+
+    /// Makes the next step rebuild its LLM settings and tool definitions.
+    pub(super) fn forget_llm_setup(&mut self) {
+        self.llm_setup = None;
     }
 
     /// Drops the cached agent view and the tools (the actor is closing).
@@ -168,7 +176,7 @@ impl ConversationActor {
         }
     }
 
-    fn tool_names(&self) -> Vec<String> {
+    pub(super) fn tool_names(&self) -> Vec<String> {
         self.record
             .agent
             .tool_names()
@@ -203,6 +211,7 @@ impl ConversationActor {
             &self.record.workspace.working_dir,
             vision(&agent.llm),
         );
+        let tools = self.with_mcp_definitions(tools);
         self.new_event(
             Source::Agent,
             EventBody::SystemPrompt(SystemPromptEvent {
@@ -487,6 +496,9 @@ impl ConversationActor {
             }
             _ => {}
         }
+        if self.mcp_step_waits(ctx) {
+            return;
+        }
         let pending = self.unmatched_actions();
         if !pending.is_empty() {
             self.run.queue = pending.into();
@@ -595,7 +607,7 @@ impl ConversationActor {
     fn llm_tools(&self) -> Vec<ToolSpec> {
         let names = self.tool_names();
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        catalog::tool_specs(
+        let specs = catalog::tool_specs(
             &refs,
             &self.record.workspace.working_dir,
             vision(&self.record.agent.llm),
@@ -606,7 +618,8 @@ impl ConversationActor {
             description: t.description,
             parameters: t.parameters,
         })
-        .collect()
+        .collect();
+        self.with_mcp_specs(specs)
     }
 
     /// Publishes the queued token deltas of the LLM call in flight.
@@ -678,7 +691,7 @@ impl ConversationActor {
         let stats = self.stats_event(&r);
         let mut events = vec![stats];
         if !r.tool_calls.is_empty() {
-            let names = self.tool_names();
+            let names = self.with_mcp_names(self.tool_names());
             let available: Vec<&str> = names.iter().map(String::as_str).collect();
             let analyzer = !self.record.security_analyzer.is_null();
             let mut calls = r.tool_calls.clone();
@@ -693,41 +706,44 @@ impl ConversationActor {
                 } else {
                     vec![]
                 };
-                let (tool_name, action, arguments, risk, summary, error) =
-                    match catalog::parse_tool_call_with_analyzer(
+                let parsed = match self.parse_mcp_call(&call.name, &call.arguments, analyzer) {
+                    Some(parsed) => parsed,
+                    None => catalog::parse_tool_call_with_analyzer(
                         &available,
                         &call.name,
                         &call.arguments,
                         analyzer,
-                    ) {
-                        ParsedCall::Ok {
-                            tool_name,
-                            action,
-                            normalized_arguments,
-                            event_security_risk,
-                            summary,
-                            ..
-                        } => (
-                            tool_name,
-                            Some(action),
-                            normalized_arguments,
-                            event_security_risk,
-                            Some(summary),
-                            None,
-                        ),
-                        ParsedCall::Err {
-                            tool_name,
-                            arguments,
-                            message,
-                        } => (
-                            tool_name,
-                            None,
-                            arguments,
-                            "UNKNOWN".to_string(),
-                            None,
-                            Some(message),
-                        ),
-                    };
+                    ),
+                };
+                let (tool_name, action, arguments, risk, summary, error) = match parsed {
+                    ParsedCall::Ok {
+                        tool_name,
+                        action,
+                        normalized_arguments,
+                        event_security_risk,
+                        summary,
+                        ..
+                    } => (
+                        tool_name,
+                        Some(action),
+                        normalized_arguments,
+                        event_security_risk,
+                        Some(summary),
+                        None,
+                    ),
+                    ParsedCall::Err {
+                        tool_name,
+                        arguments,
+                        message,
+                    } => (
+                        tool_name,
+                        None,
+                        arguments,
+                        "UNKNOWN".to_string(),
+                        None,
+                        Some(message),
+                    ),
+                };
                 let ev = self.new_event(
                     Source::Agent,
                     EventBody::Action(ActionEvent {
@@ -900,6 +916,9 @@ impl ConversationActor {
                 .unwrap_or_else(|| format!("Tool '{}' could not be validated", p.tool_name));
             return self.finish_action(ctx, &p, Err(message));
         };
+        if self.execute_mcp(ctx, &p, &action) {
+            return;
+        }
         match p.tool_name.as_str() {
             "finish" => {
                 let msg = action
@@ -1002,7 +1021,7 @@ impl ConversationActor {
     }
 
     /// Appends the result of one action (after its PostToolUse hooks) and continues.
-    fn finish_action(
+    pub(super) fn finish_action(
         &mut self,
         ctx: &mut Context<Self>,
         p: &PendingAction,
@@ -1063,7 +1082,7 @@ impl ConversationActor {
     }
 
     /// Ends the run with `ConversationErrorEvent` then status `error`.
-    fn fail_run(&mut self, ctx: &mut Context<Self>, code: &str, detail: String) {
+    pub(super) fn fail_run(&mut self, ctx: &mut Context<Self>, code: &str, detail: String) {
         log::info!("conversation {}: run failed: {code}: {detail}", self.id);
         let err = self.new_event(
             Source::Environment,

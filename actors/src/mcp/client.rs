@@ -257,6 +257,23 @@ impl Session {
     /// Connects to `server` and completes the `initialize` handshake. The
     /// caller bounds the time (dropping the future kills the server).
     pub async fn start(server: &McpServer, http: &reqwest::Client) -> Result<Session, Failure> {
+        Session::connect(server, http, false).await
+    }
+
+    /// [`Session::start`], with the end of a stdio server's stderr added to
+    /// a connection failure (see [`Session::explain`]).
+    pub async fn start_explained(
+        server: &McpServer,
+        http: &reqwest::Client,
+    ) -> Result<Session, Failure> {
+        Session::connect(server, http, true).await
+    }
+
+    async fn connect(
+        server: &McpServer,
+        http: &reqwest::Client,
+        explained: bool,
+    ) -> Result<Session, Failure> {
         let (inbox_tx, inbox_rx) = mpsc::channel::<Incoming>(64);
         let shared = Arc::new(Shared::default());
         let link = Link::open(server, http, inbox_tx.clone(), &shared).await?;
@@ -277,7 +294,8 @@ impl Session {
             .await;
         let init = match init {
             Ok(v) => v,
-            Err(e) => return Err(session.explain(e.into_failure("initialize")).await),
+            Err(e) if explained => return Err(session.explain(e.into_failure("initialize")).await),
+            Err(e) => return Err(e.into_failure("initialize")),
         };
         if !init.is_object() {
             return Err(unknown("initialize: malformed answer"));
@@ -298,10 +316,10 @@ impl Session {
                 Some(c) => json!({"cursor": c}),
                 None => json!({}),
             };
-            let result = match self.request("tools/list", params).await {
-                Ok(r) => r,
-                Err(e) => return Err(self.explain(e.into_failure("tools/list")).await),
-            };
+            let result = self
+                .request("tools/list", params)
+                .await
+                .map_err(|e| e.into_failure("tools/list"))?;
             let Some(Value::Array(list)) = result.get("tools").cloned() else {
                 return Err(unknown("tools/list: answer without a tool list"));
             };
@@ -1118,8 +1136,11 @@ pub async fn probe(
     http: &reqwest::Client,
 ) -> Result<Vec<String>, Failure> {
     let run = async {
-        let session = Session::start(server, http).await?;
-        let tools = session.list_tools().await;
+        let session = Session::start_explained(server, http).await?;
+        let tools = match session.list_tools().await {
+            Ok(t) => Ok(t),
+            Err(f) => Err(session.explain(f).await),
+        };
         session.shutdown().await;
         tools.map(|list| {
             list.iter()

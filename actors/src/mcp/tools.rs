@@ -130,8 +130,8 @@ fn bool_hint(v: Option<&Value>) -> Option<bool> {
     match v? {
         Value::Bool(b) => Some(*b),
         Value::Number(n) => match n.as_f64() {
-            Some(f) if f == 0.0 => Some(false),
-            Some(f) if f == 1.0 => Some(true),
+            Some(0.0) => Some(false),
+            Some(1.0) => Some(true),
             _ => None,
         },
         Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
@@ -192,19 +192,6 @@ impl McpTool {
         }
     }
 
-    /// Rebuilds a tool from its `MCPToolDefinition` in a `SystemPromptEvent`
-    /// (no server attached: it can describe the tool, not call it).
-    pub fn from_definition(def: &Value) -> Option<McpTool> {
-        if def.get("kind").and_then(Value::as_str) != Some(DEFINITION_KIND) {
-            return None;
-        }
-        let raw = def.get("mcp_tool")?;
-        let name = raw.get("name")?.as_str()?.to_string();
-        let mut tool = McpTool::new(usize::MAX, name.clone(), raw);
-        tool.remote_name = name;
-        Some(tool)
-    }
-
     /// Whether the tool says it changes nothing (`readOnlyHint`): it gets no
     /// `security_risk` parameter and its actions are of unknown risk.
     pub fn read_only(&self) -> bool {
@@ -263,7 +250,8 @@ impl McpTool {
         let required: Vec<Value> = self
             .fields
             .iter()
-            .filter(|f| f.required && !(f.name == "security_risk" && !self.read_only))
+            // A standard `security_risk` has a default: it is never required.
+            .filter(|f| f.required && (self.read_only || f.name != "security_risk"))
             .map(|f| Value::String(f.name.clone()))
             .collect();
         let mut schema = Map::new();
@@ -940,9 +928,6 @@ mod tests {
         assert_eq!(plain["description"], NO_DESCRIPTION);
         assert_eq!(plain["annotations"], Value::Null);
         assert_eq!(plain["title"], "t");
-        let back = McpTool::from_definition(&d).unwrap();
-        assert_eq!(back.name, "one_add");
-        assert!(back.read_only());
     }
 
     fn parse(t: &McpTool, args: Value, analyzer: bool) -> ParsedCall {
