@@ -18,11 +18,14 @@ use crate::llm::{Reply, ScriptedLlm};
 
 /// The test server: JSON-RPC over stdin/stdout, one message a line.
 /// `MCP_PID_FILE` gets its pid (and its child's, with `MCP_CHILD=1`);
-/// `MCP_MODE=silent` never answers, `MCP_MODE=exit` dies at once.
+/// `MCP_MODE=silent` never answers, `MCP_MODE=exit` (or an existing
+/// `MCP_FAIL_IF_EXISTS` file) dies at once.
 const SERVER: &str = r#"
 import json, os, subprocess, sys, time
 
 mode = os.environ.get("MCP_MODE", "")
+if os.path.exists(os.environ.get("MCP_FAIL_IF_EXISTS", "/nonexistent")):
+    mode = "exit"
 if mode == "exit":
     sys.stderr.write("fatal: no credentials\n")
     sys.exit(3)
@@ -436,6 +439,80 @@ async fn a_server_that_never_answers_times_out() {
         texts(obs[0])[0].starts_with("MCP tool 'hang' timed out after 1 seconds."),
         "{}",
         obs[0]
+    );
+}
+
+#[actix_web::test]
+async fn an_interrupt_cancels_a_call_in_flight() {
+    let app = spawn_app().await;
+    let llm = ScriptedLlm::start(vec![
+        Reply::tool("hang", json!({"security_risk": "LOW"})),
+        Reply::finish("never"),
+    ])
+    .await;
+    let id = create(
+        &app,
+        body(&app, &llm, json!({"calc": server(&app, json!({}))})),
+    )
+    .await;
+    app.send_message(&id, "Hang.", true).await;
+    for _ in 0..200 {
+        let events = app.all_events(&id).await;
+        if events.iter().any(|e| e["kind"] == "ActionEvent") {
+            break;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(25)).await;
+    }
+    let started = std::time::Instant::now();
+    let (status, _) = app
+        .post(&format!("/api/conversations/{id}/interrupt"), json!({}))
+        .await;
+    assert_eq!(status, 200);
+    let info = app.wait_status(&id, &["paused"]).await;
+    assert_eq!(info["execution_status"], "paused");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let events = app.all_events(&id).await;
+    let err = events
+        .iter()
+        .find(|e| e["kind"] == "AgentErrorEvent")
+        .expect("the interrupted call is answered");
+    assert_eq!(err["tool_name"], "hang");
+    assert!(observations(&events).is_empty());
+}
+
+#[actix_web::test]
+async fn a_loaded_conversation_whose_server_fails_ends_its_run_in_error() {
+    let app = spawn_app_with(|s| {
+        s.conversations.idle_eviction_seconds = Some(1);
+        s.secret_key = Some("test-secret-key".into());
+    })
+    .await;
+    let llm = ScriptedLlm::start(vec![Reply::finish("ok")]).await;
+    let marker = app.path("fail-now");
+    let pid_file = app.path("pids");
+    let env = json!({"MCP_FAIL_IF_EXISTS": marker.to_string_lossy(),
+                     "MCP_PID_FILE": pid_file.to_string_lossy()});
+    let id = create(&app, body(&app, &llm, json!({"calc": server(&app, env)}))).await;
+    run_to_end(&app, &id, "hi").await;
+    // Evicted, then loaded again by the next message; its server now fails.
+    wait_gone(&pids(&pid_file), "after eviction").await;
+    std::fs::write(&marker, "").unwrap();
+    app.send_message(&id, "again", true).await;
+    let info = app.wait_status(&id, &["error", "finished"]).await;
+    assert_eq!(info["execution_status"], "error", "{info}");
+    let events = app.all_events(&id).await;
+    let err = events
+        .iter()
+        .rev()
+        .find(|e| e["kind"] == "ConversationErrorEvent")
+        .expect("an error event");
+    assert_eq!(err["code"], "MCPError");
+    assert!(
+        err["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("MCP Connection Failure"),
+        "{err}"
     );
 }
 
