@@ -5,12 +5,15 @@
 //! and its observation, an error result, a validation error, a server that
 //! crashes mid-call (and is started again), one that never answers (the
 //! call times out), a bad command and a silent server at start (the first
-//! message is refused), two servers (prefixed names), and the server's
-//! process group gone after delete and eviction; the config's secrets stay
-//! out of answers and the data directory.
+//! message is refused), two servers (prefixed names), remote servers over
+//! streamable HTTP and SSE, and the server's process group gone after
+//! delete and eviction; the config's secrets stay out of answers and the
+//! data directory.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, spawn_app, spawn_app_with};
@@ -735,4 +738,159 @@ async fn mcp_secrets_are_sealed_at_rest() {
         }
     }
     assert!(files > 0);
+}
+
+/// What the remote test server saw.
+#[derive(Default)]
+struct Seen {
+    sse: Option<tokio::sync::mpsc::UnboundedSender<String>>,
+    deleted: Vec<String>,
+    calls: Vec<String>,
+}
+
+fn remote_answer(msg: &Value, transport: &str, seen: &Mutex<Seen>) -> Option<Value> {
+    let id = msg.get("id")?.clone();
+    let result = match msg["method"].as_str()? {
+        "initialize" => {
+            json!({"protocolVersion": "2025-06-18", "capabilities": {"tools": {}}, "serverInfo": {"name": "r", "version": "1"}})
+        }
+        "tools/list" => json!({"tools": [{"name": "echo", "description": "Echoes.",
+            "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}}]}),
+        "tools/call" => {
+            seen.lock().unwrap().calls.push(transport.to_string());
+            let text = msg["params"]["arguments"]["text"].as_str().unwrap_or("");
+            json!({"content": [{"type": "text", "text": format!("{transport}: {text}")}]})
+        }
+        _ => {
+            return Some(
+                json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32601, "message": "nope"}}),
+            );
+        }
+    };
+    Some(json!({"jsonrpc": "2.0", "id": id, "result": result}))
+}
+
+/// Streamable HTTP at `/mcp` (JSON answers, a session id, bearer auth) and
+/// the HTTP+SSE transport at `/sse` + `/messages`, on loopback.
+fn start_remote_server() -> (u16, Arc<Mutex<Seen>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let state = seen.clone();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(web::Data::new(state.clone()))
+            .route(
+                "/mcp",
+                web::post().to(
+                    |req: HttpRequest, body: web::Bytes, seen: web::Data<Arc<Mutex<Seen>>>| async move {
+                        let auth = req.headers().get("authorization").and_then(|v| v.to_str().ok());
+                        if auth != Some("Bearer tok-remote") {
+                            return HttpResponse::Unauthorized().finish();
+                        }
+                        let msg: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                        let session = req.headers().get("mcp-session-id").and_then(|v| v.to_str().ok());
+                        if msg["method"] != "initialize" && session != Some("sess-9") {
+                            return HttpResponse::NotFound().finish();
+                        }
+                        match remote_answer(&msg, "http", &seen) {
+                            None => HttpResponse::Accepted().finish(),
+                            Some(a) => HttpResponse::Ok()
+                                .insert_header(("mcp-session-id", "sess-9"))
+                                .json(a),
+                        }
+                    },
+                ),
+            )
+            .route(
+                "/mcp",
+                web::delete().to(|req: HttpRequest, seen: web::Data<Arc<Mutex<Seen>>>| async move {
+                    if let Some(s) = req.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()) {
+                        seen.lock().unwrap().deleted.push(s.to_string());
+                    }
+                    HttpResponse::Ok().finish()
+                }),
+            )
+            .route(
+                "/sse",
+                web::get().to(|seen: web::Data<Arc<Mutex<Seen>>>| async move {
+                    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+                    let _ = tx.send("event: endpoint\ndata: /messages?session_id=1\n\n".into());
+                    seen.lock().unwrap().sse = Some(tx);
+                    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+                        rx.recv()
+                            .await
+                            .map(|s| (Ok::<_, actix_web::Error>(web::Bytes::from(s)), rx))
+                    });
+                    HttpResponse::Ok()
+                        .content_type("text/event-stream")
+                        .streaming(stream)
+                }),
+            )
+            .route(
+                "/messages",
+                web::post().to(|body: web::Bytes, seen: web::Data<Arc<Mutex<Seen>>>| async move {
+                    let msg: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                    if let Some(a) = remote_answer(&msg, "sse", &seen) {
+                        let tx = seen.lock().unwrap().sse.clone();
+                        if let Some(tx) = tx {
+                            let _ = tx.send(format!("event: message\ndata: {a}\n\n"));
+                        }
+                    }
+                    HttpResponse::Accepted().finish()
+                }),
+            )
+    })
+    .workers(1)
+    .listen(listener)
+    .expect("listen")
+    .run();
+    actix_web::rt::spawn(server);
+    (port, seen)
+}
+
+#[actix_web::test]
+async fn remote_servers_over_streamable_http_and_sse() {
+    let app = spawn_app().await;
+    let (port, seen) = start_remote_server();
+    let llm = ScriptedLlm::start(vec![
+        Reply::Tools(
+            None,
+            vec![
+                (
+                    "web_echo".into(),
+                    json!({"text": "one", "security_risk": "LOW"}),
+                ),
+                (
+                    "old_echo".into(),
+                    json!({"text": "two", "security_risk": "LOW"}),
+                ),
+            ],
+        ),
+        Reply::finish("ok"),
+    ])
+    .await;
+    let servers = json!({
+        "web": {"url": format!("http://127.0.0.1:{port}/mcp"), "auth": "tok-remote"},
+        "old": {"url": format!("http://127.0.0.1:{port}/sse")},
+    });
+    let id = create(&app, body(&app, &llm, servers)).await;
+    let events = run_to_end(&app, &id, "Echo.").await;
+    let obs = observations(&events);
+    assert_eq!(texts(obs[0]), ["[Tool 'web_echo' executed.]", "http: one"]);
+    assert_eq!(texts(obs[1]), ["[Tool 'old_echo' executed.]", "sse: two"]);
+    assert_eq!(seen.lock().unwrap().calls, ["http", "sse"]);
+    let (status, _) = app.delete(&format!("/api/conversations/{id}")).await;
+    assert_eq!(status, 200);
+    for _ in 0..100 {
+        if !seen.lock().unwrap().deleted.is_empty() {
+            break;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        seen.lock().unwrap().deleted,
+        ["sess-9"],
+        "the HTTP session is ended"
+    );
 }

@@ -591,9 +591,17 @@ struct PostLink {
 }
 
 impl PostLink {
-    fn spawn(&mut self, fut: impl Future<Output = ()> + Send + 'static) {
+    /// Runs one exchange; refused when too many are still running (a server
+    /// that never answers), which ends the session.
+    fn spawn(&mut self, fut: impl Future<Output = ()> + Send + 'static) -> Result<(), Failure> {
         self.tasks.retain(|t| !t.is_finished());
+        if self.tasks.len() >= 2 * MAX_IN_FLIGHT {
+            return Err(connection(
+                "the MCP server has left too many requests unanswered",
+            ));
+        }
         self.tasks.push(tokio::spawn(fut));
+        Ok(())
     }
 
     fn abort_all(&mut self) {
@@ -668,14 +676,8 @@ impl Link {
                     Err(_) => Err(connection("the server stopped reading its input")),
                 }
             }
-            Link::Http(h) => {
-                h.send(msg, id);
-                Ok(())
-            }
-            Link::Sse { post, .. } => {
-                post_sse(post, msg, id);
-                Ok(())
-            }
+            Link::Http(h) => h.send(msg, id),
+            Link::Sse { post, .. } => post_sse(post, msg, id),
         }
     }
 
@@ -894,7 +896,7 @@ fn push_messages(into: &mut VecDeque<Value>, v: Value) {
 }
 
 impl HttpLink {
-    fn send(&mut self, msg: &Value, id: Option<u64>) {
+    fn send(&mut self, msg: &Value, id: Option<u64>) -> Result<(), Failure> {
         let post = &self.post;
         let mut req = post
             .http
@@ -982,7 +984,7 @@ impl HttpLink {
                     }
                 }
             }
-        });
+        })
     }
 }
 
@@ -1046,7 +1048,7 @@ async fn open_sse(
     Ok(Link::Sse { post, reader })
 }
 
-fn post_sse(post: &mut PostLink, msg: &Value, id: Option<u64>) {
+fn post_sse(post: &mut PostLink, msg: &Value, id: Option<u64>) -> Result<(), Failure> {
     let mut req = post
         .http
         .post(post.url.clone())
@@ -1068,7 +1070,7 @@ fn post_sse(post: &mut PostLink, msg: &Value, id: Option<u64>) {
         if id.is_some() {
             let _ = inbox.send(Err((id, failure))).await;
         }
-    });
+    })
 }
 
 /// Server-sent events from a byte stream, each at most
