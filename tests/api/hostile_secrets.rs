@@ -33,8 +33,18 @@ const S_SETTINGS_LLM: &str = "settings-llm-PLANTED-77aa01";
 const S_PROFILE: &str = "profile-key-PLANTED-2f6b90";
 const S_SESSION: &str = "session-key-PLANTED-a8e4f2";
 const S_OH_KEY: &str = "oh-secret-key-PLANTED-0d93b6";
+const S_MCP_ENV: &str = "mcp-env-PLANTED-3a7c19";
 
-const ALL: [&str; 10] = [
+/// A stdio MCP server in shell (one tool), for the agent's `mcp_config`.
+const MCP_SERVER: &str = r#"while IFS= read -r line; do
+  id=$(printf '%s' "$line" | sed -n 's/.*"id":\([0-9]*\).*/\1/p')
+  case "$line" in
+    *'"initialize"'*) printf '{"jsonrpc":"2.0","id":%s,"result":{}}\n' "$id" ;;
+    *'"tools/list"'*) printf '{"jsonrpc":"2.0","id":%s,"result":{"tools":[{"name":"noop","inputSchema":{"type":"object"}}]}}\n' "$id" ;;
+  esac
+done"#;
+
+const ALL: [&str; 11] = [
     S_LLM,
     S_CONV,
     S_CONV_UPDATE,
@@ -45,6 +55,7 @@ const ALL: [&str; 10] = [
     S_PROFILE,
     S_SESSION,
     S_OH_KEY,
+    S_MCP_ENV,
 ];
 
 fn find_all(haystack: &[u8]) -> Vec<&'static str> {
@@ -209,7 +220,10 @@ async fn planted_secrets_never_appear_in_plaintext() {
             Some(json!({
                 "agent": {"kind": "Agent", "tools": [{"name": "terminal"}],
                           "llm": {"model": "openai/mock-model", "api_key": S_LLM, "base_url": llm.openai_base,
-                                  "num_retries": 0, "timeout": 20}},
+                                  "num_retries": 0, "timeout": 20},
+                          "mcp_config": {"mcpServers": {"planted": {
+                              "command": "sh", "args": ["-c", MCP_SERVER],
+                              "env": {"MCP_TOKEN": S_MCP_ENV}}}}},
                 "workspace": {"kind": "LocalWorkspace", "working_dir": ws.to_string_lossy()},
                 "secrets": {
                     "MY_TOKEN": S_CONV,
@@ -289,6 +303,10 @@ async fn planted_secrets_never_appear_in_plaintext() {
     // What the LLM was sent back is masked too; only its own key reached it.
     let reqs = llm.agent_requests();
     assert_eq!(reqs.len(), 2);
+    assert!(
+        reqs[0]["tools"].to_string().contains("\"noop\""),
+        "the MCP server's tool was not offered"
+    );
     assert_eq!(
         reqs[0]["_headers"]["authorization"],
         format!("Bearer {S_LLM}")

@@ -367,6 +367,7 @@ impl ConversationActor {
                 && act.publisher.pending() == 0
                 && act.waiters.is_empty()
                 && act.hooks.intake_idle()
+                && act.run.tools.mcp.is_idle()
                 && !act.session_pins_actor()
             {
                 log::info!("conversation {}: evicted after {secs}s idle", act.id);

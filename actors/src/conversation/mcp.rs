@@ -70,6 +70,11 @@ impl McpState {
         self.waiting = None;
     }
 
+    /// No set-up is running (nothing waits for one).
+    pub fn is_idle(&self) -> bool {
+        self.waiting.is_none()
+    }
+
     /// Takes every session, to close them.
     pub fn take_sessions(&mut self) -> Vec<Arc<Session>> {
         std::mem::take(&mut self.sessions)
