@@ -916,58 +916,11 @@ impl HttpLink {
         }
         let inbox = post.inbox.clone();
         self.post.spawn(async move {
-            let result = async {
-                let resp = req.send().await.map_err(http_error)?;
-                let status = resp.status();
-                if !status.is_success() {
-                    return Err(connection(format!(
-                        "the MCP server answered HTTP {}",
-                        status.as_u16()
-                    )));
-                }
-                if let Some(s) = resp
-                    .headers()
-                    .get("mcp-session-id")
-                    .and_then(|v| v.to_str().ok())
-                    && let Ok(mut slot) = session.lock()
-                {
-                    *slot = Some(s.to_string());
-                }
-                let is_sse = resp
-                    .headers()
-                    .get("content-type")
-                    .and_then(|v| v.to_str().ok())
-                    .is_some_and(|v| v.starts_with("text/event-stream"));
-                let body = capped_body(resp).await?;
-                let mut messages = VecDeque::new();
-                if is_sse {
-                    let mut parser = SseParser::default();
-                    let mut events = parser.push(&body);
-                    events.extend(parser.finish());
-                    for ev in events {
-                        if let Ok(v) = serde_json::from_str::<Value>(&ev.data) {
-                            push_messages(&mut messages, v);
-                        }
-                    }
-                } else if !body.iter().all(u8::is_ascii_whitespace) {
-                    let v = serde_json::from_slice::<Value>(&body)
-                        .map_err(|_| unknown("the MCP server sent a response that is not JSON"))?;
-                    push_messages(&mut messages, v);
-                }
-                Ok(messages)
-            }
-            .await;
+            let result = exchange(req, &session, &inbox, id).await;
             match result {
-                Ok(messages) => {
-                    let answered = messages.iter().any(|m| {
-                        m.get("method").is_none() && m.get("id").and_then(Value::as_u64) == id
-                    });
-                    for m in messages {
-                        if inbox.send(Ok(m)).await.is_err() {
-                            return;
-                        }
-                    }
-                    if let (Some(id), false) = (id, answered) {
+                Ok(true) => {}
+                Ok(false) => {
+                    if let Some(id) = id {
                         let _ = inbox
                             .send(Err((Some(id), connection("the MCP server sent no answer"))))
                             .await;
@@ -986,6 +939,82 @@ impl HttpLink {
             }
         })
     }
+}
+
+/// Whether `m` answers request `id`.
+fn answers(m: &Value, id: Option<u64>) -> bool {
+    id.is_some() && m.get("method").is_none() && m.get("id").and_then(Value::as_u64) == id
+}
+
+/// One streamable-HTTP POST: forwards the messages of its answer (a JSON
+/// body, or an event stream read as it arrives, until the answer to `id`)
+/// and returns whether that answer came.
+async fn exchange(
+    req: reqwest::RequestBuilder,
+    session: &Mutex<Option<String>>,
+    inbox: &mpsc::Sender<Incoming>,
+    id: Option<u64>,
+) -> Result<bool, Failure> {
+    let resp = req.send().await.map_err(http_error)?;
+    let status = resp.status();
+    if !status.is_success() {
+        return Err(connection(format!(
+            "the MCP server answered HTTP {}",
+            status.as_u16()
+        )));
+    }
+    if let Some(s) = resp
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        && let Ok(mut slot) = session.lock()
+    {
+        *slot = Some(s.to_string());
+    }
+    let is_sse = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    let mut answered = false;
+    if is_sse {
+        // A server may keep the stream open after the answer (or send
+        // progress first): messages go on as they arrive.
+        let mut events = SseStream::new(Box::pin(resp.bytes_stream()));
+        while !answered {
+            let ev = match events.next_event().await {
+                Ok(ev) => ev,
+                Err(_) if events.ended => break,
+                Err(f) => return Err(f),
+            };
+            let Ok(v) = serde_json::from_str::<Value>(&ev.data) else {
+                continue;
+            };
+            let mut messages = VecDeque::new();
+            push_messages(&mut messages, v);
+            for m in messages {
+                answered |= answers(&m, id);
+                if inbox.send(Ok(m)).await.is_err() {
+                    return Ok(true);
+                }
+            }
+        }
+    } else {
+        let body = capped_body(resp).await?;
+        if !body.iter().all(u8::is_ascii_whitespace) {
+            let v = serde_json::from_slice::<Value>(&body)
+                .map_err(|_| unknown("the MCP server sent a response that is not JSON"))?;
+            let mut messages = VecDeque::new();
+            push_messages(&mut messages, v);
+            for m in messages {
+                answered |= answers(&m, id);
+                if inbox.send(Ok(m)).await.is_err() {
+                    return Ok(true);
+                }
+            }
+        }
+    }
+    Ok(answered || id.is_none())
 }
 
 /// Opens the event stream of the HTTP+SSE transport and waits for the
@@ -1080,6 +1109,8 @@ struct SseStream<S> {
     parser: SseParser,
     pending: VecDeque<SseEvent>,
     since_event: usize,
+    /// The stream ended (its last event, if unterminated, was delivered).
+    ended: bool,
 }
 
 impl<S, B> SseStream<S>
@@ -1093,6 +1124,7 @@ where
             parser: SseParser::default(),
             pending: VecDeque::new(),
             since_event: 0,
+            ended: false,
         }
     }
 
@@ -1101,8 +1133,14 @@ where
             if let Some(ev) = self.pending.pop_front() {
                 return Ok(ev);
             }
+            if self.ended {
+                return Err(connection("the MCP server closed its event stream"));
+            }
             match self.stream.next().await {
-                None => return Err(connection("the MCP server closed its event stream")),
+                None => {
+                    self.ended = true;
+                    self.pending.extend(self.parser.finish());
+                }
                 Some(Err(e)) => return Err(http_error(e)),
                 Some(Ok(chunk)) => {
                     let chunk = chunk.as_ref();
@@ -1284,6 +1322,93 @@ done
         assert!(!s.is_alive());
         let again = s.request("tools/call", json!({"name": "x"})).await;
         assert!(matches!(again, Err(RequestError::Lost(_))));
+    }
+
+    /// A streamable-HTTP server on loopback whose answers are event streams
+    /// that stay open after the answer (as a server may, to send more).
+    async fn open_stream_server() -> u16 {
+        use tokio::net::TcpListener;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    let body = loop {
+                        let Ok(n) = sock.read(&mut chunk).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                        let text = String::from_utf8_lossy(&buf).to_string();
+                        if let Some(i) = text.find("\r\n\r\n") {
+                            let head = text[..i].to_ascii_lowercase();
+                            let len: usize = head
+                                .lines()
+                                .find_map(|l| l.strip_prefix("content-length:"))
+                                .and_then(|v| v.trim().parse().ok())
+                                .unwrap_or(0);
+                            if buf.len() >= i + 4 + len {
+                                break buf[i + 4..i + 4 + len].to_vec();
+                            }
+                        }
+                    };
+                    let msg: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                    let Some(id) = msg.get("id").cloned() else {
+                        let _ = sock
+                            .write_all(b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n")
+                            .await;
+                        return;
+                    };
+                    let result = match msg["method"].as_str() {
+                        Some("initialize") => json!({}),
+                        Some("tools/call") => {
+                            json!({"content": [{"type": "text", "text": "streamed"}]})
+                        }
+                        _ => json!({"tools": []}),
+                    };
+                    let answer = json!({"jsonrpc": "2.0", "id": id, "result": result});
+                    let progress =
+                        json!({"jsonrpc": "2.0", "method": "notifications/progress", "params": {}});
+                    let out = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nmcp-session-id: s\r\n\r\n\
+                         event: message\ndata: {progress}\n\nevent: message\ndata: {answer}\n\n"
+                    );
+                    let _ = sock.write_all(out.as_bytes()).await;
+                    // Keep the stream open well past the test.
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                });
+            }
+        });
+        port
+    }
+
+    #[actix_rt::test]
+    async fn streamed_http_answers_arrive_before_the_stream_ends() {
+        let http = client();
+        let port = open_stream_server().await;
+        let server = McpServer::Remote {
+            transport: Transport::Http,
+            url: format!("http://127.0.0.1:{port}/mcp"),
+            headers: vec![],
+        };
+        let started = std::time::Instant::now();
+        let s = tokio::time::timeout(Duration::from_secs(5), Session::start(&server, &http))
+            .await
+            .expect("in time")
+            .expect("starts");
+        let r = tokio::time::timeout(
+            Duration::from_secs(5),
+            s.request("tools/call", json!({"name": "x"})),
+        )
+        .await
+        .expect("in time")
+        .expect("answer");
+        assert_eq!(r["content"][0]["text"], "streamed");
+        assert!(started.elapsed() < Duration::from_secs(5));
     }
 
     #[actix_rt::test]
