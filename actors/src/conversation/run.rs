@@ -275,19 +275,58 @@ impl ConversationActor {
             ),
             ChatMessage::user(truncate_chars(&text, 2000)),
         ];
+        let usage_id = cfg.usage_id.clone();
         ctx.spawn(
             async move { llm::ask(&http, &cfg, &messages, &[]).await }
                 .into_actor(self)
                 .map(move |res, act, ctx| {
                     let title = match res {
-                        Ok(r) if !r.content.trim().is_empty() => {
-                            truncate_title(r.content.trim().trim_matches('"'))
+                        Ok(r) => {
+                            // The agent's LLM made the call: it counts in its usage.
+                            let call = act.call_usage(&r);
+                            act.writer
+                                .record_call(&mut act.record.stats, &usage_id, call);
+                            if r.content.trim().is_empty() {
+                                fallback
+                            } else {
+                                truncate_title(r.content.trim().trim_matches('"'))
+                            }
                         }
-                        _ => fallback,
+                        Err(_) => fallback,
                     };
                     act.set_title(ctx, title);
                 }),
         );
+    }
+
+    /// The usage entry of one LLM call made with the agent's LLM.
+    fn call_usage(&self, r: &llm::LlmResponse) -> CallUsage {
+        let llm_cfg = &self.record.agent.llm;
+        CallUsage {
+            model: llm_cfg.model.clone(),
+            response_id: r.id.clone(),
+            prompt_tokens: r.usage.prompt_tokens,
+            completion_tokens: r.usage.completion_tokens,
+            cache_read_tokens: r.usage.cache_read_tokens,
+            cache_write_tokens: r.usage.cache_write_tokens,
+            reasoning_tokens: r.usage.reasoning_tokens,
+            context_window: llm_cfg.max_input_tokens.unwrap_or(0).max(0) as u64,
+            cost: r.cost,
+            latency: r.latency.as_secs_f64(),
+            timestamp: crate::time::now_epoch_f64(),
+        }
+    }
+
+    /// Counts a call made beside the agent loop (no event is recorded; the
+    /// usage is stored with the record).
+    fn count_side_call(&mut self, ctx: &mut Context<Self>, usage_id: &str, r: &llm::LlmResponse) {
+        if self.gone {
+            return;
+        }
+        let call = self.call_usage(r);
+        self.writer
+            .record_call(&mut self.record.stats, usage_id, call);
+        let _ = self.append(ctx, vec![], true);
     }
 
     fn set_title(&mut self, ctx: &mut Context<Self>, title: String) {
@@ -295,6 +334,8 @@ impl ConversationActor {
             return;
         }
         self.record.title = Some(title);
+        // The reference stamps the conversation when its title is set.
+        self.record.updated_at = crate::time::now_utc();
         let _ = self.append(ctx, vec![], true);
     }
 
@@ -635,21 +676,8 @@ impl ConversationActor {
     }
 
     fn stats_event(&mut self, r: &llm::LlmResponse) -> Event {
-        let llm_cfg = &self.record.agent.llm;
-        let call = CallUsage {
-            model: llm_cfg.model.clone(),
-            response_id: r.id.clone(),
-            prompt_tokens: r.usage.prompt_tokens,
-            completion_tokens: r.usage.completion_tokens,
-            cache_read_tokens: r.usage.cache_read_tokens,
-            cache_write_tokens: r.usage.cache_write_tokens,
-            reasoning_tokens: r.usage.reasoning_tokens,
-            context_window: llm_cfg.max_input_tokens.unwrap_or(0).max(0) as u64,
-            cost: r.cost,
-            latency: r.latency.as_secs_f64(),
-            timestamp: crate::time::now_epoch_f64(),
-        };
-        let usage_id = llm_cfg.usage_id.clone();
+        let call = self.call_usage(r);
+        let usage_id = self.record.agent.llm.usage_id.clone();
         self.writer
             .record_call(&mut self.record.stats, &usage_id, call);
         let snap = self.record.stats.to_snapshot_value();
@@ -1241,6 +1269,9 @@ impl ConversationActor {
 }
 
 /// The user turn of an `ask_agent` question.
+/// The usage id the reference gives the LLM that answers `ask_agent`.
+const ASK_AGENT_USAGE: &str = "ask-agent-llm";
+
 fn ask_prompt(question: &str) -> String {
     format!(
         "A side question about the work in this conversation so far; answer it from what \
@@ -1440,17 +1471,17 @@ impl Handler<RespondToConfirmation> for ConversationActor {
 }
 
 impl Handler<AskAgent> for ConversationActor {
-    type Result = ResponseFuture<Result<String, ActorError>>;
+    type Result = ResponseActFuture<Self, Result<String, ActorError>>;
 
     fn handle(&mut self, msg: AskAgent, _ctx: &mut Context<Self>) -> Self::Result {
         if let Err(e) = self.gone_guard() {
-            return Box::pin(async move { Err(e) });
+            return Box::pin(fut::ready(Err(e)));
         }
         let mut cfg = match LlmConfig::from_json(&self.record.agent.llm.to_value()) {
             Ok(c) => c,
-            Err(e) => return Box::pin(async move { Err(ActorError::BadRequest(e.detail())) }),
+            Err(e) => return Box::pin(fut::ready(Err(ActorError::BadRequest(e.detail())))),
         };
-        cfg.usage_id = "ask-agent-llm".into();
+        cfg.usage_id = ASK_AGENT_USAGE.into();
         // The tools are offered because providers refuse a history holding
         // tool calls without their definitions; the prompt asks for text.
         let tools = self.llm_tools();
@@ -1458,15 +1489,22 @@ impl Handler<AskAgent> for ConversationActor {
         self.release_view_when_idle();
         messages.push(ChatMessage::user(ask_prompt(&msg.question)));
         let http = self.deps.http.clone();
-        Box::pin(async move {
-            let r = llm::ask(&http, &cfg, &messages, &tools)
-                .await
-                .map_err(|e| ActorError::Upstream(format!("{}: {}", e.code(), e.detail())))?;
-            if r.content.trim().is_empty() {
-                return Err(ActorError::Upstream("Failed to generate summary".into()));
-            }
-            Ok(r.content)
-        })
+        Box::pin(
+            async move { llm::ask(&http, &cfg, &messages, &tools).await }
+                .into_actor(self)
+                .map(|res, act, ctx| {
+                    let r = res.map_err(|e| {
+                        ActorError::Upstream(format!("{}: {}", e.code(), e.detail()))
+                    })?;
+                    // The reference counts the question under its own LLM
+                    // (`ask-agent-llm`) and records no event.
+                    act.count_side_call(ctx, ASK_AGENT_USAGE, &r);
+                    if r.content.trim().is_empty() {
+                        return Err(ActorError::Upstream("Failed to generate summary".into()));
+                    }
+                    Ok(r.content)
+                }),
+        )
     }
 }
 
