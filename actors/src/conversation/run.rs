@@ -43,8 +43,8 @@ use crate::tools::content::Content;
 use crate::tools::file_editor::FileEditor;
 use crate::tools::planning::{self, PlanningEditor};
 use crate::tools::task_tracker::TaskTracker;
-use crate::tools::{apply_patch, gemini, search};
 use crate::tools::terminal::{self, TerminalConfig, TerminalSession};
+use crate::tools::{apply_patch, gemini, search};
 
 /// One action waiting for execution.
 #[derive(Debug, Clone)]
@@ -187,9 +187,7 @@ impl ConversationActor {
             .tool_names()
             .into_iter()
             .filter(|n| catalog::TOOL_NAMES.contains(&n.as_str()))
-            .filter(|n| {
-                !own.contains(&n.as_str()) || filter.as_ref().is_none_or(|f| f.is_match(n))
-            })
+            .filter(|n| !own.contains(&n.as_str()) || filter.as_ref().is_none_or(|f| f.is_match(n)))
             .collect()
     }
 
@@ -676,13 +674,13 @@ impl ConversationActor {
             plan_path: plan.as_deref(),
         };
         catalog::tool_specs_in(&refs, &ctx)
-        .into_iter()
-        .map(|t| ToolSpec {
-            name: t.name,
-            description: t.description,
-            parameters: t.parameters,
-        })
-        .collect()
+            .into_iter()
+            .map(|t| ToolSpec {
+                name: t.name,
+                description: t.description,
+                parameters: t.parameters,
+            })
+            .collect()
     }
 
     /// Publishes the queued token deltas of the LLM call in flight.
@@ -1055,9 +1053,9 @@ impl ConversationActor {
                                 act.run.tools.planning = Some(editor);
                                 Ok(obs)
                             }
-                            Err(e) => Err(format!(
-                                "Error executing tool 'planning_file_editor': {e}"
-                            )),
+                            Err(e) => {
+                                Err(format!("Error executing tool 'planning_file_editor': {e}"))
+                            }
                         };
                         if act.run.generation == generation && act.run.active {
                             act.finish_action(ctx, &p, outcome);

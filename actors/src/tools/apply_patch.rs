@@ -143,7 +143,9 @@ struct Parser<'a> {
 impl Parser<'_> {
     fn is_done(&self, prefixes: &[&str]) -> bool {
         self.index >= self.lines.len()
-            || prefixes.iter().any(|p| self.lines[self.index].starts_with(p))
+            || prefixes
+                .iter()
+                .any(|p| self.lines[self.index].starts_with(p))
     }
 
     fn has_action(&self, path: &str) -> bool {
@@ -251,9 +253,7 @@ impl Parser<'_> {
         ]) {
             let def_str = self.read_str("@@ ");
             let mut section_str = "";
-            if def_str.is_empty()
-                && self.index < self.lines.len()
-                && self.lines[self.index] == "@@"
+            if def_str.is_empty() && self.index < self.lines.len() && self.lines[self.index] == "@@"
             {
                 section_str = "@@";
                 self.index += 1;
@@ -425,7 +425,12 @@ fn find_context_core(lines: &[&str], context: &[String], start: usize) -> (Optio
     (None, 0)
 }
 
-fn find_context(lines: &[&str], context: &[String], start: usize, eof: bool) -> (Option<usize>, u64) {
+fn find_context(
+    lines: &[&str],
+    context: &[String],
+    start: usize,
+    eof: bool,
+) -> (Option<usize>, u64) {
     if eof {
         // Negative starts (a context longer than the file) never match in the reference.
         let at_end = lines.len().saturating_sub(context.len());
@@ -534,8 +539,8 @@ impl Workspace {
                 MAX_FILE / 1024 / 1024
             ));
         }
-        let bytes =
-            fs::read(&path).map_err(|e| PatchError::Diff(py_os_error(&e, &path.to_string_lossy())))?;
+        let bytes = fs::read(&path)
+            .map_err(|e| PatchError::Diff(py_os_error(&e, &path.to_string_lossy())))?;
         let text = String::from_utf8(bytes).map_err(|e| PatchError::Decode(decode_error(&e)))?;
         let crlf = text.contains("\r\n");
         self.crlf.insert(p.to_string(), crlf);
@@ -553,7 +558,10 @@ impl Workspace {
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir).map_err(fail)?;
         }
-        let crlf = like.and_then(|l| self.crlf.get(l)).copied().unwrap_or(false);
+        let crlf = like
+            .and_then(|l| self.crlf.get(l))
+            .copied()
+            .unwrap_or(false);
         let bytes = if crlf {
             content.replace('\n', "\r\n").into_bytes()
         } else {
@@ -564,7 +572,8 @@ impl Workspace {
 
     fn remove(&self, p: &str) -> Result<(), PatchError> {
         let path = self.resolve(p)?;
-        fs::remove_file(&path).map_err(|e| PatchError::Diff(py_os_error(&e, &path.to_string_lossy())))
+        fs::remove_file(&path)
+            .map_err(|e| PatchError::Diff(py_os_error(&e, &path.to_string_lossy())))
     }
 }
 
@@ -586,7 +595,13 @@ pub fn error_observation(text: &str) -> Value {
     observation(text, true, "", 0, None)
 }
 
-fn observation(text: &str, is_error: bool, message: &str, fuzz: u64, commit: Option<&Commit>) -> Value {
+fn observation(
+    text: &str,
+    is_error: bool,
+    message: &str,
+    fuzz: u64,
+    commit: Option<&Commit>,
+) -> Value {
     let mut obs = Map::new();
     obs.insert("content".into(), json!([Content::text(text).to_json()]));
     obs.insert("is_error".into(), Value::Bool(is_error));
@@ -615,7 +630,10 @@ fn process(text: &str, root: &Path) -> Result<(u64, Commit), PatchError> {
         return diff("Invalid patch text");
     }
     let lines: Vec<String> = text.trim().split('\n').map(str::to_string).collect();
-    if lines.len() < 2 || !lines[0].starts_with("*** Begin Patch") || lines[lines.len() - 1] != END_PATCH {
+    if lines.len() < 2
+        || !lines[0].starts_with("*** Begin Patch")
+        || lines[lines.len() - 1] != END_PATCH
+    {
         return diff("Invalid patch text");
     }
     let mut ws = Workspace {
@@ -682,4 +700,211 @@ fn process(text: &str, root: &Path) -> Result<(u64, Commit), PatchError> {
         }
     }
     Ok((fuzz, commit))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Ws {
+        _dir: tempfile::TempDir,
+        root: PathBuf,
+    }
+
+    impl Ws {
+        fn new() -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let root = fs::canonicalize(dir.path()).unwrap().join("ws");
+            fs::create_dir(&root).unwrap();
+            Ws { _dir: dir, root }
+        }
+        fn write(&self, name: &str, text: &str) {
+            let p = self.root.join(name);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(p, text).unwrap();
+        }
+        fn read(&self, name: &str) -> String {
+            fs::read_to_string(self.root.join(name)).unwrap()
+        }
+        fn run(&self, patch: &str) -> Value {
+            apply(
+                &json!({"patch": patch, "kind": "ApplyPatchAction"}),
+                &self.root,
+            )
+            .unwrap()
+        }
+        fn error(&self, patch: &str) -> String {
+            let obs = self.run(patch);
+            assert_eq!(obs["is_error"], true, "{obs}");
+            assert_eq!(obs["message"], "");
+            assert_eq!(obs["commit"], Value::Null);
+            obs["content"][0]["text"].as_str().unwrap().to_string()
+        }
+    }
+
+    #[test]
+    fn add_update_delete_as_in_the_reference_tests() {
+        let ws = Ws::new();
+        let obs = ws.run("*** Begin Patch\n*** Add File: FACTS.txt\n+OpenHands SDK integrates tools.\n*** End Patch");
+        assert_eq!(obs["is_error"], false);
+        assert_eq!(obs["content"][0]["text"], "Done!");
+        assert_eq!(obs["message"], "Done!");
+        assert_eq!(ws.read("FACTS.txt"), "OpenHands SDK integrates tools.");
+        assert_eq!(
+            serde_json::to_string(&obs["commit"]).unwrap(),
+            r#"{"changes":{"FACTS.txt":{"type":"add","old_content":null,"new_content":"OpenHands SDK integrates tools.","move_path":null}}}"#
+        );
+        let obs = ws.run("*** Begin Patch\n*** Update File: FACTS.txt\n@@\n OpenHands SDK integrates tools.\n+ApplyPatch works.\n*** End Patch");
+        assert_eq!(obs["fuzz"], 0);
+        assert_eq!(
+            ws.read("FACTS.txt"),
+            "OpenHands SDK integrates tools.\nApplyPatch works."
+        );
+        // An update without `Move to` records an empty move path, as the reference does.
+        assert_eq!(obs["commit"]["changes"]["FACTS.txt"]["move_path"], "");
+        assert_eq!(obs["commit"]["changes"]["FACTS.txt"]["type"], "update");
+        assert_eq!(
+            obs.as_object().unwrap().keys().collect::<Vec<_>>(),
+            ["content", "is_error", "message", "fuzz", "commit", "kind"]
+        );
+        ws.run("*** Begin Patch\n*** Delete File: FACTS.txt\n*** End Patch");
+        assert!(!ws.root.join("FACTS.txt").exists());
+    }
+
+    #[test]
+    fn hunks_files_and_moves() {
+        let ws = Ws::new();
+        ws.write("m.txt", "a1\na2\na3\na4\na5\n");
+        ws.run("*** Begin Patch\n*** Update File: m.txt\n@@\n a1\n-a2\n+A2\n a3\n a4\n-a5\n+A5\n*** End Patch");
+        assert_eq!(ws.read("m.txt"), "a1\nA2\na3\na4\nA5\n");
+        ws.write("existing.txt", "base\n");
+        ws.write("gone.txt", "x\n");
+        ws.run("*** Begin Patch\n*** Add File: sub/added.txt\n+new content\n*** Update File: existing.txt\n@@\n base\n+more\n*** Delete File: gone.txt\n*** End Patch");
+        assert_eq!(ws.read("sub/added.txt"), "new content");
+        assert_eq!(ws.read("existing.txt"), "base\nmore\n");
+        assert!(!ws.root.join("gone.txt").exists());
+        let obs = ws.run("*** Begin Patch\n*** Update File: existing.txt\n*** Move to: moved/e.txt\n@@ base\n-more\n+MORE\n*** End Patch");
+        assert_eq!(ws.read("moved/e.txt"), "base\nMORE\n");
+        assert!(!ws.root.join("existing.txt").exists());
+        assert_eq!(
+            obs["commit"]["changes"]["existing.txt"]["move_path"],
+            "moved/e.txt"
+        );
+    }
+
+    #[test]
+    fn fuzz_and_context_errors() {
+        let ws = Ws::new();
+        ws.write("fuzz.txt", "a\ncontext line   \nend\n");
+        let obs = ws.run("*** Begin Patch\n*** Update File: fuzz.txt\n@@\n context line\n-end\n+END\n*** End Patch");
+        assert_eq!(obs["fuzz"], 1);
+        assert_eq!(ws.read("fuzz.txt"), "a\ncontext line   \nEND\n");
+        ws.write("multi.txt", "line1\nline2\nline3\nline4\n");
+        let text = ws.error("*** Begin Patch\n*** Update File: multi.txt\n@@\n line1\n-line2\n+line2a\n line3\n@@\n line3\n+line3a\n line4\n*** End Patch");
+        assert_eq!(text, "Invalid Context 3:\nline3\nline4");
+        assert_eq!(ws.read("multi.txt"), "line1\nline2\nline3\nline4\n");
+        let text = ws.error("*** Begin Patch\n*** Update File: multi.txt\n@@\n nope\n-line9\n*** End of File\n*** End Patch");
+        assert_eq!(text, "Invalid EOF Context 0:\nnope\nline9");
+    }
+
+    #[test]
+    fn format_errors_use_the_reference_texts() {
+        let ws = Ws::new();
+        assert_eq!(
+            ws.error("*** Begin Patch\n*** Delete File: missing.txt\n*** End Patch"),
+            "Delete File Error: Missing File: missing.txt"
+        );
+        assert_eq!(ws.error("*** Begin Patch\n*** Add File: d.txt\n+one\n*** Add File: d.txt\n+two\n*** End Patch"), "Add File Error: Duplicate Path: d.txt");
+        assert_eq!(
+            ws.error("*** Begin Patch\n*** Add File: x\n+a\n"),
+            "Invalid patch text"
+        );
+        // The reference asserts here and ends the run; we answer like a malformed patch.
+        assert_eq!(
+            ws.error("\n*** Begin Patch\n*** End Patch"),
+            "Invalid patch text"
+        );
+        assert_eq!(
+            ws.error("*** Begin Patch\nhello\n*** End Patch"),
+            "Unknown Line: hello"
+        );
+        assert_eq!(
+            ws.error("*** Begin Patch\n*** Add File: a\nno plus\n*** End Patch"),
+            "Invalid Add File Line: no plus"
+        );
+        ws.write("u.txt", "x\n");
+        assert_eq!(
+            ws.error("*** Begin Patch\n*** Update File: u.txt\n@@\n x\n*** bad\n*** End Patch"),
+            "Invalid Line: *** bad"
+        );
+        assert_eq!(
+            ws.error("*** Begin Patch\n*** Update File: u.txt\n?x\n*** End Patch"),
+            "Invalid Line: ?x"
+        );
+    }
+
+    #[test]
+    fn paths_stay_inside_the_workspace() {
+        let ws = Ws::new();
+        let escaping = "Absolute or escaping paths are not allowed";
+        assert_eq!(
+            ws.error("*** Begin Patch\n*** Add File: /etc/passwd\n+x\n*** End Patch"),
+            escaping
+        );
+        assert_eq!(
+            ws.error("*** Begin Patch\n*** Add File: ../escape.txt\n+x\n*** End Patch"),
+            escaping
+        );
+        // A sibling sharing the root's name as a prefix is outside too.
+        let sibling = format!("{}2/x.txt", ws.root.display());
+        assert_eq!(
+            ws.error(&format!(
+                "*** Begin Patch\n*** Add File: {sibling}\n+x\n*** End Patch"
+            )),
+            escaping
+        );
+        std::os::unix::fs::symlink("/tmp", ws.root.join("out")).unwrap();
+        assert_eq!(
+            ws.error("*** Begin Patch\n*** Add File: out/x.txt\n+x\n*** End Patch"),
+            escaping
+        );
+        // An absolute path inside the workspace is fine.
+        let inside = format!("{}/in.txt", ws.root.display());
+        ws.run(&format!(
+            "*** Begin Patch\n*** Add File: {inside}\n+ok\n*** End Patch"
+        ));
+        assert_eq!(ws.read("in.txt"), "ok");
+        // Nothing is written when a later path is refused.
+        assert_eq!(ws.error("*** Begin Patch\n*** Add File: first.txt\n+1\n*** Add File: ../second.txt\n+2\n*** End Patch"), escaping);
+        assert!(!ws.root.join("first.txt").exists());
+    }
+
+    #[test]
+    fn awkward_files() {
+        let ws = Ws::new();
+        fs::write(ws.root.join("bin.dat"), [0x89u8, b'P', b'N', b'G', 0, 1]).unwrap();
+        let err = apply(
+            &json!({"patch": "*** Begin Patch\n*** Update File: bin.dat\n@@\n-x\n*** End Patch"}),
+            &ws.root,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            "'utf-8' codec can't decode byte 0x89 in position 0: invalid start byte"
+        );
+        fs::create_dir(ws.root.join("dir")).unwrap();
+        let text = ws.error("*** Begin Patch\n*** Delete File: dir\n*** End Patch");
+        assert!(text.starts_with("[Errno 21] Is a directory:"), "{text}");
+        ws.write("crlf.txt", "a\r\nb\r\n");
+        ws.run("*** Begin Patch\n*** Update File: crlf.txt\n@@\n a\n-b\n+B\n*** End Patch");
+        assert_eq!(ws.read("crlf.txt"), "a\r\nB\r\n");
+        let big = "x\n".repeat(200_000);
+        ws.write("big.txt", &big);
+        let obs = ws.run("*** Begin Patch\n*** Update File: big.txt\n@@\n x\n+y\n*** End Patch");
+        assert_eq!(obs["is_error"], false);
+        assert_eq!(
+            obs["commit"]["changes"]["big.txt"]["old_content"],
+            Value::Null
+        );
+    }
 }

@@ -665,12 +665,21 @@ fn schema_for(name: &str, ctx: &ToolContext<'_>) -> Option<ToolSchema> {
             ps::list_directory_properties(),
             &[],
         ),
-        "glob" => (ps::glob_description(wd), ps::glob_properties(), &["pattern"]),
-        "grep" => (ps::grep_description(wd), ps::grep_properties(), &["pattern"]),
+        "glob" => (
+            ps::glob_description(wd),
+            ps::glob_properties(),
+            &["pattern"],
+        ),
+        "grep" => (
+            ps::grep_description(wd),
+            ps::grep_properties(),
+            &["pattern"],
+        ),
         "planning_file_editor" => {
-            let plan = ctx.plan_path.map(str::to_string).unwrap_or_else(|| {
-                crate::tools::planning::default_plan_display(wd)
-            });
+            let plan = ctx
+                .plan_path
+                .map(str::to_string)
+                .unwrap_or_else(|| crate::tools::planning::default_plan_display(wd));
             (
                 ps::planning_file_editor_description(&file_editor_guidance(), wd, &plan),
                 file_editor_properties(),
@@ -815,7 +824,10 @@ pub fn tool_setup_error(tools: &[(&str, &Map<String, Value>)]) -> Option<String>
     }
     if !dups.is_empty() {
         let set: Vec<String> = dups.iter().map(|d| py_str_repr(d)).collect();
-        return Some(format!("Duplicate tool names found: {{{}}}", set.join(", ")));
+        return Some(format!(
+            "Duplicate tool names found: {{{}}}",
+            set.join(", ")
+        ));
     }
     None
 }
@@ -1257,9 +1269,13 @@ fn shell_quote(s: &str) -> String {
 enum Ty {
     Str,
     Bool,
-    Float { ge_zero: bool },
+    Float {
+        ge_zero: bool,
+    },
     /// An integer, at least `min` when given (pydantic's `ge`).
-    Int { min: Option<i64> },
+    Int {
+        min: Option<i64>,
+    },
     Lit(&'static [&'static str]),
     IntList,
     TaskList,
@@ -2083,7 +2099,8 @@ mod tests {
     #[test]
     fn file_editor_description_dynamic_parts() {
         let with = schema_for("file_editor", &ToolContext::new("workspace/project", true)).unwrap();
-        let without = schema_for("file_editor", &ToolContext::new("workspace/project", false)).unwrap();
+        let without =
+            schema_for("file_editor", &ToolContext::new("workspace/project", false)).unwrap();
         let third = with.description.lines().nth(2).unwrap();
         assert!(
             third.contains("`.png`, `.jpg`, `.jpeg`, `.gif`, `.webp`, `.bmp`"),
@@ -2663,5 +2680,223 @@ mod tests {
                 "kind"
             );
         }
+    }
+
+    /// The presets' schemas without descriptions, as the reference 1.24.0 builds them
+    /// (`to_openai_tool(add_security_risk_prediction=True)`), key order included.
+    const PRESET_SCHEMAS: [(&str, &str); 8] = [
+        (
+            "apply_patch",
+            r#"{"type":"object","properties":{"security_risk":{"type":"string","enum":["UNKNOWN","LOW","MEDIUM","HIGH"]},"summary":{"type":"string"},"patch":{"type":"string"}},"required":["patch"]}"#,
+        ),
+        (
+            "read_file",
+            r#"{"type":"object","properties":{"summary":{"type":"string"},"file_path":{"type":"string"},"offset":{"type":"integer"},"limit":{"type":"integer"}},"required":["file_path"]}"#,
+        ),
+        (
+            "write_file",
+            r#"{"type":"object","properties":{"security_risk":{"type":"string","enum":["UNKNOWN","LOW","MEDIUM","HIGH"]},"summary":{"type":"string"},"file_path":{"type":"string"},"content":{"type":"string"}},"required":["file_path","content"]}"#,
+        ),
+        (
+            "edit",
+            r#"{"type":"object","properties":{"security_risk":{"type":"string","enum":["UNKNOWN","LOW","MEDIUM","HIGH"]},"summary":{"type":"string"},"file_path":{"type":"string"},"old_string":{"type":"string"},"new_string":{"type":"string"},"expected_replacements":{"type":"integer"}},"required":["file_path","old_string","new_string"]}"#,
+        ),
+        (
+            "list_directory",
+            r#"{"type":"object","properties":{"summary":{"type":"string"},"dir_path":{"type":"string"},"recursive":{"type":"boolean"}}}"#,
+        ),
+        (
+            "glob",
+            r#"{"type":"object","properties":{"summary":{"type":"string"},"pattern":{"type":"string"},"path":{"type":"string"}},"required":["pattern"]}"#,
+        ),
+        (
+            "grep",
+            r#"{"type":"object","properties":{"summary":{"type":"string"},"pattern":{"type":"string"},"path":{"type":"string"},"include":{"type":"string"}},"required":["pattern"]}"#,
+        ),
+        (
+            "planning_file_editor",
+            r#"{"type":"object","properties":{"security_risk":{"type":"string","enum":["UNKNOWN","LOW","MEDIUM","HIGH"]},"summary":{"type":"string"},"command":{"type":"string","enum":["view","create","str_replace","insert","undo_edit"]},"path":{"type":"string"},"file_text":{"type":"string"},"old_str":{"type":"string"},"new_str":{"type":"string"},"insert_line":{"type":"integer"},"view_range":{"type":"array","items":{"type":"integer"}}},"required":["command","path"]}"#,
+        ),
+    ];
+
+    #[test]
+    fn preset_schemas_match_the_reference_structure() {
+        let names: Vec<&str> = PRESET_SCHEMAS.iter().map(|(n, _)| *n).collect();
+        let specs = tool_specs(&names, "workspace/project", true);
+        assert_eq!(specs.len(), 8);
+        for (spec, (name, schema)) in specs.iter().zip(PRESET_SCHEMAS) {
+            assert_eq!(spec.name, name);
+            assert_eq!(
+                serde_json::to_string(&strip_descriptions(&spec.parameters)).unwrap(),
+                schema,
+                "{name}"
+            );
+            assert!(!spec.description.is_empty());
+        }
+    }
+
+    #[test]
+    fn preset_tool_definitions() {
+        let ctx = ToolContext {
+            working_dir: "workspace/project",
+            vision: false,
+            plan_path: Some("/abs/ws/.agents_tmp/PLAN.md"),
+        };
+        let def = |n: &str| tool_definition_in(n, &ctx).unwrap();
+        let rf = def("read_file");
+        assert_eq!(
+            serde_json::to_string(&json!([
+                rf["action_type"],
+                rf["observation_type"],
+                rf["annotations"],
+                rf["meta"],
+                rf["kind"],
+                rf["title"]
+            ]))
+            .unwrap(),
+            r#"["ReadFileAction","ReadFileObservation",{"title":"read_file","readOnlyHint":true,"destructiveHint":false,"idempotentHint":true,"openWorldHint":false},{"workspace_root":"workspace/project"},"ReadFileTool","read_file"]"#
+        );
+        let ap = def("apply_patch");
+        assert_eq!(ap["kind"], "ApplyPatchTool");
+        assert_eq!(ap["meta"], Value::Null);
+        assert_eq!(ap["annotations"]["destructiveHint"], true);
+        let pf = def("planning_file_editor");
+        assert_eq!(pf["action_type"], "PlanningFileEditorAction");
+        assert_eq!(pf["observation_type"], "PlanningFileEditorObservation");
+        assert_eq!(pf["annotations"]["readOnlyHint"], false);
+        assert_eq!(pf["annotations"]["destructiveHint"], false);
+        let text = pf["description"].as_str().unwrap();
+        assert!(
+            text.contains("Plan file: /abs/ws/.agents_tmp/PLAN.md"),
+            "{text}"
+        );
+        assert!(text.contains("Working directory: workspace/project"));
+        assert!(!text.contains("Your workspace is:"));
+        for (n, kind) in [
+            ("write_file", "WriteFileTool"),
+            ("edit", "EditTool"),
+            ("list_directory", "ListDirectoryTool"),
+            ("glob", "GlobTool"),
+            ("grep", "GrepTool"),
+        ] {
+            assert_eq!(def(n)["kind"], kind);
+        }
+        assert_eq!(
+            def("edit")["meta"],
+            json!({"workspace_root": "workspace/project"})
+        );
+        assert_eq!(def("glob")["meta"], Value::Null);
+        assert!(
+            def("grep")["description"]
+                .as_str()
+                .unwrap()
+                .contains("Working directory: workspace/project")
+        );
+    }
+
+    #[test]
+    fn preset_calls_validate_like_the_models() {
+        let all = TOOL_NAMES;
+        let (tool, action, _, _, summary) = ok(parse_tool_call(
+            &all,
+            "read_file",
+            r#"{"file_path":"a.py","summary":"read it"}"#,
+        ));
+        assert_eq!(tool, "read_file");
+        assert_eq!(summary, "read it");
+        assert_eq!(
+            serde_json::to_string(&action).unwrap(),
+            r#"{"file_path":"a.py","offset":null,"limit":null,"kind":"ReadFileAction"}"#
+        );
+        let (_, msg) = err(parse_tool_call(
+            &all,
+            "read_file",
+            r#"{"file_path":"a.py","limit":0}"#,
+        ));
+        assert!(
+            msg.contains(
+                "limit\n  Input should be greater than or equal to 1 [type=greater_than_equal"
+            ),
+            "{msg}"
+        );
+        let (_, action, _, _, _) = ok(parse_tool_call(
+            &all,
+            "edit",
+            r#"{"file_path":"a","old_string":"x","new_string":"y"}"#,
+        ));
+        assert_eq!(action["expected_replacements"], 1);
+        assert_eq!(action["kind"], "EditAction");
+        let (_, action, _, _, _) = ok(parse_tool_call(&all, "list_directory", "{}"));
+        assert_eq!(
+            serde_json::to_string(&action).unwrap(),
+            r#"{"dir_path":".","recursive":false,"kind":"ListDirectoryAction"}"#
+        );
+        let (_, action, _, _, _) = ok(parse_tool_call(
+            &all,
+            "grep",
+            r#"{"pattern":"x","include":"*.rs"}"#,
+        ));
+        assert_eq!(
+            serde_json::to_string(&action).unwrap(),
+            r#"{"pattern":"x","path":null,"include":"*.rs","kind":"GrepAction"}"#
+        );
+        let (_, action, _, _, _) = ok(parse_tool_call(
+            &all,
+            "planning_file_editor",
+            r#"{"command":"view","path":"/p","view_range":"[1, 2]"}"#,
+        ));
+        assert_eq!(action["kind"], "PlanningFileEditorAction");
+        assert_eq!(action["view_range"], json!([1, 2]));
+        let (_, msg) = err(parse_tool_call(&all, "apply_patch", r#"{"input":"x"}"#));
+        assert!(msg.starts_with("Error validating tool 'apply_patch': 2 validation errors for ApplyPatchAction\npatch\n  Field required"), "{msg}");
+        // With `grep` offered, a grep call is the tool itself, not a terminal fallback.
+        let (tool, _, _, _, _) = ok(parse_tool_call(
+            &["terminal", "grep"],
+            "grep",
+            r#"{"pattern":"x"}"#,
+        ));
+        assert_eq!(tool, "grep");
+        // Read-only tools get no `security_risk` and always record UNKNOWN.
+        for name in ["read_file", "list_directory", "glob", "grep"] {
+            assert!(is_read_only(name), "{name}");
+        }
+        match parse_tool_call_with_analyzer(
+            &all,
+            "glob",
+            r#"{"pattern":"*","security_risk":"HIGH"}"#,
+            true,
+        ) {
+            ParsedCall::Ok {
+                event_security_risk,
+                ..
+            } => assert_eq!(event_security_risk, "UNKNOWN"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn tool_setup_errors_as_the_reference_raises_them() {
+        let empty = Map::new();
+        let mut rel = Map::new();
+        rel.insert("plan_path".into(), json!("plans/PLAN.md"));
+        let mut abs = Map::new();
+        abs.insert("plan_path".into(), json!("/plans/PLAN.md"));
+        assert_eq!(
+            tool_setup_error(&[("terminal", &empty), ("browser_tool_set", &empty)]),
+            None
+        );
+        assert_eq!(
+            tool_setup_error(&[("terminal", &empty), ("no_such_tool", &empty)]).as_deref(),
+            Some("\"ToolDefinition 'no_such_tool' is not registered\"")
+        );
+        assert_eq!(
+            tool_setup_error(&[("planning_file_editor", &rel)]).as_deref(),
+            Some("plan_path must be an absolute path, got: plans/PLAN.md")
+        );
+        assert_eq!(tool_setup_error(&[("planning_file_editor", &abs)]), None);
+        assert_eq!(
+            tool_setup_error(&[("glob", &empty), ("glob", &empty)]).as_deref(),
+            Some("Duplicate tool names found: {'glob'}")
+        );
     }
 }

@@ -74,7 +74,9 @@ fn read_lossy(path: &Path) -> Option<String> {
         return None;
     }
     let bytes = fs::read(path).ok()?;
-    Some(universal_newlines(String::from_utf8_lossy(&bytes).into_owned()))
+    Some(universal_newlines(
+        String::from_utf8_lossy(&bytes).into_owned(),
+    ))
 }
 
 fn universal_newlines(text: String) -> String {
@@ -197,8 +199,7 @@ fn read_lines(path: &Path, start: usize, want: usize, max_bytes: usize) -> io::R
                     let idx = out.total;
                     // Only lines that may be shown are kept, and never much more than
                     // the byte budget of one of them.
-                    if idx >= start && idx < start + want && !full && current.len() <= max_bytes
-                    {
+                    if idx >= start && idx < start + want && !full && current.len() <= max_bytes {
                         current.push(b);
                     }
                 }
@@ -390,7 +391,10 @@ fn read_stored(path: &Path, shown: &str) -> Result<Stored, String> {
     let (raw, latin1) = match String::from_utf8(bytes) {
         Ok(s) => (s, false),
         // Not UTF-8 but not binary: a single-byte encoding that Latin-1 round-trips.
-        Err(e) => (e.into_bytes().iter().map(|&b| char::from(b)).collect(), true),
+        Err(e) => (
+            e.into_bytes().iter().map(|&b| char::from(b)).collect(),
+            true,
+        ),
     };
     let crlf = raw.contains("\r\n");
     Ok(Stored {
@@ -412,7 +416,9 @@ fn encode_like(text: &str, like: &Stored) -> Result<Vec<u8>, String> {
     text.chars()
         .map(|c| u8::try_from(u32::from(c)))
         .collect::<Result<Vec<u8>, _>>()
-        .map_err(|_| "the new text has characters this file's single-byte encoding cannot store".into())
+        .map_err(|_| {
+            "the new text has characters this file's single-byte encoding cannot store".into()
+        })
 }
 
 /// Runs a validated `EditAction` (`file_path`, `old_string`, `new_string`,
@@ -550,7 +556,9 @@ fn entry_json(name: &str, path: &Path, meta: &fs::Metadata) -> Value {
     e.insert("size".into(), json!(if is_dir { 0 } else { meta.len() }));
     e.insert(
         "modified_time".into(),
-        Value::String(naive_local(meta.modified().unwrap_or(SystemTime::UNIX_EPOCH))),
+        Value::String(naive_local(
+            meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+        )),
     );
     Value::Object(e)
 }
@@ -616,7 +624,10 @@ fn split_children(dir: &Path) -> (Vec<String>, Vec<String>) {
 /// Runs a validated `ListDirectoryAction` (`dir_path`, `recursive`). The LLM only reads
 /// the one-line summary; the entries are for the client.
 pub fn list_directory(action: &Value, working_dir: &Path) -> Value {
-    let raw = action.get("dir_path").and_then(Value::as_str).unwrap_or(".");
+    let raw = action
+        .get("dir_path")
+        .and_then(Value::as_str)
+        .unwrap_or(".");
     let recursive = action
         .get("recursive")
         .and_then(Value::as_bool)
@@ -694,4 +705,328 @@ pub fn list_directory(action: &Value, working_dir: &Path) -> Value {
     }
     text.push(')');
     list_observation(&text, false, Some(&shown), entries, total, truncated)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ws() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = fs::canonicalize(dir.path()).unwrap();
+        (dir, root)
+    }
+
+    fn text(obs: &Value) -> &str {
+        obs["content"][0]["text"].as_str().unwrap()
+    }
+
+    fn keys(obs: &Value) -> Vec<&str> {
+        obs.as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect()
+    }
+
+    #[test]
+    fn read_file_numbers_pages_and_fails_like_the_reference() {
+        let (_d, root) = ws();
+        fs::write(root.join("a.py"), "one\ntwo\r\nthree").unwrap();
+        let obs = read_file(&json!({"file_path": "a.py"}), &root);
+        let shown = root.join("a.py").display().to_string();
+        assert_eq!(
+            text(&obs),
+            format!("Read file: {shown}\n\n     1  one\n     2  two\n     3  three")
+        );
+        assert_eq!(obs["total_lines"], 3);
+        assert_eq!(obs["lines_shown"], Value::Null);
+        assert_eq!(
+            keys(&obs),
+            [
+                "content",
+                "is_error",
+                "file_path",
+                "file_content",
+                "is_truncated",
+                "lines_shown",
+                "total_lines",
+                "kind"
+            ]
+        );
+        let obs = read_file(&json!({"file_path": shown, "offset": 1, "limit": 1}), &root);
+        assert_eq!(
+            text(&obs),
+            format!(
+                "Read file: {shown} (showing lines 2-2 of 3) To read more, use: read_file(file_path='{shown}', offset=2, limit=1)\n\n     2  two\n"
+            )
+        );
+        assert_eq!(obs["lines_shown"], json!([2, 2]));
+        assert_eq!(obs["is_truncated"], true);
+        let obs = read_file(&json!({"file_path": "a.py", "offset": 3}), &root);
+        assert_eq!(
+            text(&obs),
+            "Error: Offset 3 is beyond file length (3 lines)"
+        );
+        assert_eq!(obs["is_error"], true);
+        assert_eq!(obs["file_path"], shown);
+        let missing = read_file(&json!({"file_path": "nope.txt"}), &root);
+        assert_eq!(
+            text(&missing),
+            format!("Error: File not found: {}/nope.txt", root.display())
+        );
+        let dir = read_file(&json!({"file_path": "."}), &root);
+        assert_eq!(
+            text(&dir),
+            format!("Error: Path is a directory, not a file: {}", root.display())
+        );
+        // The default page is 1000 lines.
+        let long: String = (1..=1500).map(|i| format!("l{i}\n")).collect();
+        fs::write(root.join("long.txt"), long).unwrap();
+        let obs = read_file(&json!({"file_path": "long.txt"}), &root);
+        assert!(text(&obs).contains("(showing lines 1-1000 of 1500)"));
+        assert!(text(&obs).contains("offset=1000, limit=1000)"));
+    }
+
+    #[test]
+    fn read_file_stays_small_and_safe() {
+        let (_d, root) = ws();
+        let line = "x".repeat(100_000);
+        fs::write(root.join("wide.txt"), format!("{line}\n{line}\n{line}\n")).unwrap();
+        let obs = read_file(&json!({"file_path": "wide.txt"}), &root);
+        assert!(obs["file_content"].as_str().unwrap().len() <= MAX_READ_BYTES + 100);
+        assert_eq!(obs["is_truncated"], true);
+        assert_eq!(obs["lines_shown"], json!([1, 1]));
+        fs::write(root.join("bin"), [0xffu8, 0, 0xfe, b'\n']).unwrap();
+        let obs = read_file(&json!({"file_path": "bin"}), &root);
+        assert_eq!(obs["is_error"], false);
+        assert!(text(&obs).contains('\u{fffd}'));
+        let fifo = root.join("fifo");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let obs = read_file(&json!({"file_path": "fifo"}), &root);
+        assert_eq!(obs["is_error"], true);
+    }
+
+    #[test]
+    fn write_file_creates_and_replaces() {
+        let (_d, root) = ws();
+        let obs = write_file(
+            &json!({"file_path": "new/dir/f.txt", "content": "hi\n"}),
+            &root,
+        );
+        let shown = format!("{}/new/dir/f.txt", root.display());
+        assert_eq!(text(&obs), format!("Created file: {shown}"));
+        assert_eq!(obs["is_new_file"], true);
+        assert_eq!(obs["old_content"], Value::Null);
+        assert_eq!(obs["new_content"], "hi\n");
+        assert_eq!(
+            keys(&obs),
+            [
+                "content",
+                "is_error",
+                "file_path",
+                "is_new_file",
+                "old_content",
+                "new_content",
+                "kind"
+            ]
+        );
+        let obs = write_file(&json!({"file_path": shown, "content": "bye"}), &root);
+        assert_eq!(text(&obs), format!("Updated file: {shown}"));
+        assert_eq!(obs["old_content"], "hi\n");
+        assert_eq!(fs::read_to_string(&shown).unwrap(), "bye");
+        let obs = write_file(&json!({"file_path": "new", "content": "x"}), &root);
+        assert_eq!(
+            text(&obs),
+            format!(
+                "Error: Path is a directory, not a file: {}/new",
+                root.display()
+            )
+        );
+        assert_eq!(obs["file_path"], Value::Null);
+    }
+
+    #[test]
+    fn edit_replaces_exact_counts() {
+        let (_d, root) = ws();
+        let p = format!("{}/e.py", root.display());
+        let obs = edit(
+            &json!({"file_path": "e.py", "old_string": "", "new_string": "a = 1\na = 1\n", "expected_replacements": 1}),
+            &root,
+        );
+        assert_eq!(text(&obs), format!("Created new file: {p}"));
+        assert_eq!(obs["replacements_made"], 1);
+        assert_eq!(obs["is_new_file"], true);
+        let again = edit(
+            &json!({"file_path": "e.py", "old_string": "", "new_string": "x", "expected_replacements": 1}),
+            &root,
+        );
+        assert_eq!(
+            text(&again),
+            format!(
+                "Error: Cannot create file that already exists: {p}. Use write_file to overwrite or provide non-empty old_string."
+            )
+        );
+        let wrong = edit(
+            &json!({"file_path": "e.py", "old_string": "a = 1", "new_string": "b", "expected_replacements": 1}),
+            &root,
+        );
+        assert_eq!(
+            text(&wrong),
+            format!("Error: Expected 1 occurrence but found 2 in {p}.")
+        );
+        assert_eq!(wrong["file_path"], p);
+        let none = edit(
+            &json!({"file_path": "e.py", "old_string": "zzz", "new_string": "b", "expected_replacements": 1}),
+            &root,
+        );
+        assert_eq!(
+            text(&none),
+            format!(
+                "Error: Could not find the string to replace. 0 occurrences found in {p}. Use read_file to verify the exact text."
+            )
+        );
+        let same = edit(
+            &json!({"file_path": "e.py", "old_string": "a", "new_string": "a", "expected_replacements": 1}),
+            &root,
+        );
+        assert_eq!(
+            text(&same),
+            "Error: No changes to apply. old_string and new_string are identical."
+        );
+        let ok = edit(
+            &json!({"file_path": "e.py", "old_string": "a = 1", "new_string": "b = 2", "expected_replacements": 2}),
+            &root,
+        );
+        assert_eq!(
+            text(&ok),
+            format!("Successfully edited {p} (2 replacement(s))")
+        );
+        assert_eq!(ok["old_content"], "a = 1\na = 1\n");
+        assert_eq!(ok["new_content"], "b = 2\nb = 2\n");
+        assert_eq!(
+            keys(&ok),
+            [
+                "content",
+                "is_error",
+                "file_path",
+                "is_new_file",
+                "replacements_made",
+                "old_content",
+                "new_content",
+                "kind"
+            ]
+        );
+        let missing = edit(
+            &json!({"file_path": "m.py", "old_string": "a", "new_string": "b", "expected_replacements": 1}),
+            &root,
+        );
+        assert_eq!(
+            text(&missing),
+            format!(
+                "Error: File not found: {}/m.py. To create a new file, use old_string=''.",
+                root.display()
+            )
+        );
+        // CRLF and Latin-1 files keep their form; binary files are refused.
+        fs::write(root.join("w.txt"), b"caf\xe9\r\nend\r\n").unwrap();
+        edit(
+            &json!({"file_path": "w.txt", "old_string": "end", "new_string": "fin", "expected_replacements": 1}),
+            &root,
+        );
+        assert_eq!(fs::read(root.join("w.txt")).unwrap(), b"caf\xe9\r\nfin\r\n");
+        fs::write(root.join("b.bin"), [0u8, 1, 2, b'a']).unwrap();
+        let bin = edit(
+            &json!({"file_path": "b.bin", "old_string": "a", "new_string": "b", "expected_replacements": 1}),
+            &root,
+        );
+        assert_eq!(bin["is_error"], true);
+        assert_eq!(fs::read(root.join("b.bin")).unwrap(), [0u8, 1, 2, b'a']);
+    }
+
+    #[test]
+    fn list_directory_summarizes_for_the_llm() {
+        let (_d, root) = ws();
+        fs::create_dir_all(root.join("sub/deeper/deepest")).unwrap();
+        fs::write(root.join("b.txt"), "12345").unwrap();
+        fs::write(root.join(".hidden"), "").unwrap();
+        fs::write(root.join("sub/c.txt"), "").unwrap();
+        fs::write(root.join("sub/deeper/d.txt"), "").unwrap();
+        fs::write(root.join("sub/deeper/deepest/e.txt"), "").unwrap();
+        std::os::unix::fs::symlink(root.join("sub"), root.join("link")).unwrap();
+        let obs = list_directory(&json!({"dir_path": ".", "recursive": false}), &root);
+        assert_eq!(
+            text(&obs),
+            format!("Listed directory: {} (4 entries)", root.display())
+        );
+        let names: Vec<&str> = obs["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, [".hidden", "b.txt", "link", "sub"]);
+        let b = &obs["entries"][1];
+        assert_eq!(b["size"], 5);
+        assert_eq!(b["is_directory"], false);
+        let t = b["modified_time"].as_str().unwrap();
+        assert!(t.len() == 19 || t.len() == 26, "{t}");
+        assert_eq!(obs["entries"][2]["is_directory"], true);
+        assert_eq!(obs["dir_path"], root.display().to_string());
+        let rec = list_directory(
+            &json!({"dir_path": root.display().to_string(), "recursive": true}),
+            &root,
+        );
+        let paths: Vec<String> = rec["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                e["path"]
+                    .as_str()
+                    .unwrap()
+                    .strip_prefix(&format!("{}/", root.display()))
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(
+            paths,
+            ["link", "sub", ".hidden", "b.txt", "sub/deeper", "sub/c.txt"]
+        );
+        let none = list_directory(&json!({"dir_path": "missing"}), &root);
+        assert_eq!(
+            text(&none),
+            format!("Error: Directory not found: {}/missing", root.display())
+        );
+        let file = list_directory(&json!({"dir_path": "b.txt"}), &root);
+        assert_eq!(
+            text(&file),
+            format!("Error: Path is not a directory: {}/b.txt", root.display())
+        );
+    }
+
+    #[test]
+    fn list_directory_caps_at_500() {
+        let (_d, root) = ws();
+        for i in 0..520 {
+            fs::write(root.join(format!("f{i:03}")), "").unwrap();
+        }
+        let obs = list_directory(&json!({"dir_path": "."}), &root);
+        assert_eq!(
+            text(&obs),
+            format!(
+                "Listed directory: {} (500 entries, truncated to 500)",
+                root.display()
+            )
+        );
+        assert_eq!(obs["total_count"], 500);
+        assert_eq!(obs["is_truncated"], true);
+    }
 }

@@ -130,7 +130,10 @@ mod tests {
             join_lexical(Path::new("/w"), "./a//b/."),
             PathBuf::from("/w/a/b")
         );
-        assert_eq!(join_lexical(Path::new("/w"), "/abs/../x"), PathBuf::from("/abs/../x"));
+        assert_eq!(
+            join_lexical(Path::new("/w"), "/abs/../x"),
+            PathBuf::from("/abs/../x")
+        );
         assert_eq!(join_lexical(Path::new("/w"), "."), PathBuf::from("/w"));
     }
 }

@@ -28,7 +28,10 @@ OVERVIEW\n\n# 4. IMPLEMENTATION STEPS\n\n# 5. TESTING AND VALIDATION\n";
 
 /// The default plan location shown when nothing has been resolved yet.
 pub fn default_plan_display(working_dir: &str) -> String {
-    format!("{}/{PLAN_DIR}/{PLAN_FILE}", working_dir.trim_end_matches('/'))
+    format!(
+        "{}/{PLAN_DIR}/{PLAN_FILE}",
+        working_dir.trim_end_matches('/')
+    )
 }
 
 /// Where the plan lives for this agent: `params.plan_path` (absolute, checked when the
@@ -97,8 +100,7 @@ impl PlanningEditor {
             // The reference resolves the given path against the process directory.
             let base = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
             let target = paths::resolve(&base, Path::new(raw)).unwrap_or_else(|_| raw.into());
-            let allowed =
-                paths::resolve(&base, &self.plan).unwrap_or_else(|_| self.plan.clone());
+            let allowed = paths::resolve(&base, &self.plan).unwrap_or_else(|_| self.plan.clone());
             if target != allowed {
                 let text = format!(
                     "Operation '{command}' is not allowed on file '{}'. Only the following \
@@ -113,8 +115,14 @@ impl PlanningEditor {
         let inner = self.editor.execute(action, cwd).to_json();
         observation(
             &command,
-            inner.get("content").cloned().unwrap_or(Value::Array(vec![])),
-            inner.get("is_error").and_then(Value::as_bool).unwrap_or(false),
+            inner
+                .get("content")
+                .cloned()
+                .unwrap_or(Value::Array(vec![])),
+            inner
+                .get("is_error")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
             inner.get("path").cloned().unwrap_or(Value::Null),
         )
     }
@@ -134,4 +142,98 @@ fn observation(command: &str, content: Value, is_error: bool, path: Value) -> Va
         Value::String("PlanningFileEditorObservation".into()),
     );
     Value::Object(obs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn plan_location_and_headings() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = fs::canonicalize(dir.path()).unwrap();
+        let none = Map::new();
+        assert_eq!(plan_path(&none, &root), root.join(".agents_tmp/PLAN.md"));
+        let mut given = Map::new();
+        given.insert("plan_path".into(), json!("/elsewhere/PLAN.md"));
+        assert_eq!(
+            plan_path(&given, &root),
+            PathBuf::from("/elsewhere/PLAN.md")
+        );
+        fs::write(root.join("PLAN.md"), "old plan").unwrap();
+        assert_eq!(plan_path(&none, &root), root.join("PLAN.md"));
+        let plan = root.join(".agents_tmp/PLAN.md");
+        ensure_plan_file(&plan).unwrap();
+        assert_eq!(fs::read_to_string(&plan).unwrap(), PLAN_HEADINGS);
+        fs::write(&plan, "mine").unwrap();
+        ensure_plan_file(&plan).unwrap();
+        assert_eq!(fs::read_to_string(&plan).unwrap(), "mine");
+        assert!(PLAN_HEADINGS.starts_with("# 1. OBJECTIVE\n\n# 2. CONTEXT SUMMARY\n"));
+    }
+
+    #[test]
+    fn edits_are_limited_to_the_plan() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = fs::canonicalize(dir.path()).unwrap();
+        let plan = root.join(".agents_tmp/PLAN.md");
+        ensure_plan_file(&plan).unwrap();
+        fs::write(root.join("code.py"), "x = 1\n").unwrap();
+        let mut ed = PlanningEditor::new(plan.clone());
+        let code = root.join("code.py").display().to_string();
+        let view = ed.execute(&json!({"command": "view", "path": code}), &root);
+        assert_eq!(view["is_error"], false);
+        assert_eq!(view["kind"], "PlanningFileEditorObservation");
+        assert_eq!(view["path"], code);
+        assert!(
+            view["content"][0]["text"]
+                .as_str()
+                .unwrap()
+                .contains("x = 1")
+        );
+        let refused = ed.execute(
+            &json!({"command": "str_replace", "path": code, "old_str": "x", "new_str": "y"}),
+            &root,
+        );
+        assert_eq!(refused["is_error"], true);
+        assert_eq!(
+            refused["content"][0]["text"],
+            format!(
+                "Operation 'str_replace' is not allowed on file '{code}'. Only the following \
+                 files can be edited: ['{}']",
+                plan.display()
+            )
+        );
+        assert_eq!(fs::read_to_string(root.join("code.py")).unwrap(), "x = 1\n");
+        let edited = ed.execute(
+            &json!({"command": "str_replace", "path": plan.display().to_string(),
+                    "old_str": "# 1. OBJECTIVE\n", "new_str": "# 1. OBJECTIVE\nShip it.\n"}),
+            &root,
+        );
+        assert_eq!(edited["is_error"], false, "{edited}");
+        assert!(fs::read_to_string(&plan).unwrap().contains("Ship it."));
+        // Only command, content, is_error and path come through; the rest are defaults.
+        assert_eq!(edited["old_content"], Value::Null);
+        assert_eq!(edited["new_content"], Value::Null);
+        assert_eq!(edited["prev_exist"], true);
+        assert_eq!(
+            edited.as_object().unwrap().keys().collect::<Vec<_>>(),
+            [
+                "content",
+                "is_error",
+                "command",
+                "path",
+                "prev_exist",
+                "old_content",
+                "new_content",
+                "kind"
+            ]
+        );
+        let undo = ed.execute(
+            &json!({"command": "undo_edit", "path": plan.display().to_string()}),
+            &root,
+        );
+        assert_eq!(undo["is_error"], false);
+        assert_eq!(fs::read_to_string(&plan).unwrap(), PLAN_HEADINGS);
+    }
 }

@@ -105,8 +105,8 @@ pub fn system_prompt_for(
     model: &str,
     secret_names: &[String],
 ) -> (String, Option<String>) {
-    let is_planning = filename == PLANNING_PROMPT_FILE
-        || filename.ends_with(&format!("/{PLANNING_PROMPT_FILE}"));
+    let is_planning =
+        filename == PLANNING_PROMPT_FILE || filename.ends_with(&format!("/{PLANNING_PROMPT_FILE}"));
     if !is_planning {
         return system_prompt(kwargs, model, secret_names);
     }
@@ -716,5 +716,37 @@ mod tests {
             })
             .collect();
         assert!(copied.is_empty(), "copied text: {copied:#?}");
+    }
+
+    #[test]
+    fn planning_prompt_by_file_name() {
+        let structure = "The plan must follow this structure exactly:\n\n1. OBJECTIVE\n   * Goal.";
+        let kw = kwargs(json!({"plan_structure": structure}));
+        let (text, dynamic) = system_prompt_for("system_prompt_planning.j2", &kw, "gpt-5", &[]);
+        assert!(dynamic.is_none());
+        assert!(text.starts_with("You are a planning agent"));
+        assert!(text.ends_with(&format!("<PLAN_STRUCTURE>\n{structure}\n</PLAN_STRUCTURE>")));
+        assert_eq!(
+            positions(
+                &text,
+                &[
+                    "ROLE",
+                    "IMPORTANT_PRINCIPLES",
+                    "EFFICIENCY",
+                    "FILE_SYSTEM_GUIDELINES",
+                    "PLANNING_WORKFLOW",
+                    "PLAN_SCOPE",
+                    "PLAN_STRUCTURE"
+                ]
+            )
+            .len(),
+            7
+        );
+        assert!(text.contains(".agents_tmp/PLAN.md"));
+        assert!(!text.contains("<SECURITY>"));
+        let (default, _) = system_prompt_for("system_prompt.j2", &kw, "gpt-5", &[]);
+        assert_eq!(default, system_prompt(&kw, "gpt-5", &[]).0);
+        let (abs, _) = system_prompt_for("/x/system_prompt_planning.j2", &kw, "gpt-5", &[]);
+        assert_eq!(abs, text);
     }
 }

@@ -280,8 +280,7 @@ impl Ignores {
                 .collect();
             parents.reverse();
             for dir in parents {
-                if let Some(l) = Level::load(dir, &[dir.join(".gitignore"), dir.join(".ignore")])
-                {
+                if let Some(l) = Level::load(dir, &[dir.join(".gitignore"), dir.join(".ignore")]) {
                     levels.push(l);
                 }
             }
@@ -601,8 +600,8 @@ pub(crate) fn glob_with(action: &Value, working_dir: &Path, budget: &mut Budget)
         .get("path")
         .and_then(Value::as_str)
         .filter(|p| !p.is_empty());
-    let work_root = paths::resolve(Path::new("/"), working_dir)
-        .unwrap_or_else(|_| working_dir.to_path_buf());
+    let work_root =
+        paths::resolve(Path::new("/"), working_dir).unwrap_or_else(|_| working_dir.to_path_buf());
     let resolved = |p: &Path| paths::resolve(&work_root, p).unwrap_or_else(|_| p.to_path_buf());
     let (search_path, pattern) = match path_arg {
         Some(p) => (resolved(Path::new(p)), original.clone()),
@@ -691,11 +690,7 @@ fn grep_observation(
 
 /// Whether a file's content matches, line by line; a NUL byte ends the search of the
 /// file (ripgrep's binary-file rule). I/O errors count as no match.
-fn file_matches(
-    path: &Path,
-    re: &regex::bytes::Regex,
-    budget: &mut Budget,
-) -> Result<bool, Stop> {
+fn file_matches(path: &Path, re: &regex::bytes::Regex, budget: &mut Budget) -> Result<bool, Stop> {
     let Ok(mut file) = fs::File::open(path) else {
         return Ok(false);
     };
@@ -745,8 +740,8 @@ pub(crate) fn grep_with(action: &Value, working_dir: &Path, budget: &mut Budget)
         .get("path")
         .and_then(Value::as_str)
         .filter(|p| !p.is_empty());
-    let work_root = paths::resolve(Path::new("/"), working_dir)
-        .unwrap_or_else(|_| working_dir.to_path_buf());
+    let work_root =
+        paths::resolve(Path::new("/"), working_dir).unwrap_or_else(|_| working_dir.to_path_buf());
     let search_path = match path_arg {
         Some(p) => paths::resolve(&work_root, Path::new(p)).unwrap_or_else(|_| p.into()),
         None => work_root.clone(),
@@ -787,10 +782,10 @@ pub(crate) fn grep_with(action: &Value, working_dir: &Path, budget: &mut Budget)
                 });
             let keep = !hidden_dir
                 && match (&name_filter, include) {
-                (Some(f), _) => f.is_match(name),
-                (None, Some(_)) => false,
-                (None, None) => !name.starts_with('.'),
-            };
+                    (Some(f), _) => f.is_match(name),
+                    (None, Some(_)) => false,
+                    (None, None) => !name.starts_with('.'),
+                };
             if keep && file_matches(p, &re, budget)? {
                 found.push((p.to_path_buf(), t));
             }
@@ -839,5 +834,301 @@ fn regex_error(e: &regex::Error) -> String {
             .map(|l| l.trim_start_matches("error:").trim().to_string())
             .unwrap_or_else(|| s.replace('\n', " ")),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree(files: &[&str]) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = fs::canonicalize(dir.path()).unwrap();
+        for f in files {
+            let p = root.join(f);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(&p, format!("content of {f}\n")).unwrap();
+        }
+        (dir, root)
+    }
+
+    fn rel(root: &Path, obs: &Value, key: &str) -> Vec<String> {
+        let mut v: Vec<String> = obs[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                p.as_str()
+                    .unwrap()
+                    .strip_prefix(&format!("{}/", root.display()))
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn set_mtime(p: &Path, secs: u64) {
+        let f = fs::File::options().write(true).open(p).unwrap();
+        f.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
+            .unwrap();
+    }
+
+    #[test]
+    fn glob_translation() {
+        let m = |g: &str, p: &str| compile_glob(g, Dialect::Git).unwrap().is_match(p);
+        assert!(m("**/*.py", "a.py") && m("**/*.py", "x/y/a.py"));
+        assert!(m("src/*.ts", "src/a.ts") && !m("src/*.ts", "src/x/a.ts"));
+        assert!(m("src/**/*.ts", "src/a.ts") && m("src/**/*.ts", "src/x/y/a.ts"));
+        assert!(m("a/**", "a/b/c") && !m("a/**", "b/c"));
+        assert!(m("*.{json,yaml}", "c.yaml") && !m("*.{json,yaml}", "c.toml"));
+        assert!(m("[!a]?.txt", "bc.txt") && !m("[!a]?.txt", "ab.txt"));
+        assert!(m("\\*.txt", "*.txt") && !m("\\*.txt", "a.txt"));
+        assert!(compile_glob("src/{a", Dialect::Git).is_err());
+        assert!(compile_glob("[abc", Dialect::Git).is_err());
+        let f = |g: &str, p: &str| compile_glob(g, Dialect::Fnmatch).unwrap().is_match(p);
+        assert!(f("*.py", "a.py") && f("[abc", "[abc") && f("*.{ts,tsx}", "a.tsx"));
+        assert!(!f("*.PY", "a.py"));
+    }
+
+    #[test]
+    fn glob_finds_files_newest_first_like_ripgrep() {
+        let (_d, root) = tree(&[
+            "app.py",
+            "src/utils.py",
+            "src/core/engine.py",
+            ".hidden.py",
+            ".github/ci.py",
+            "readme.md",
+        ]);
+        set_mtime(&root.join("app.py"), 1000);
+        set_mtime(&root.join("src/utils.py"), 3000);
+        set_mtime(&root.join("src/core/engine.py"), 2000);
+        set_mtime(&root.join(".hidden.py"), 500);
+        let obs = glob(&json!({"pattern": "*.py", "path": null}), &root);
+        let files: Vec<&str> = obs["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        let shown = root.display().to_string();
+        // `*.py` names files at any depth, hidden ones too, but not inside hidden dirs.
+        assert_eq!(
+            files[..3],
+            [
+                format!("{shown}/src/utils.py"),
+                format!("{shown}/src/core/engine.py"),
+                format!("{shown}/app.py"),
+            ]
+        );
+        assert_eq!(
+            rel(&root, &obs, "files"),
+            [".hidden.py", "app.py", "src/core/engine.py", "src/utils.py"]
+        );
+        assert_eq!(
+            obs["content"][0]["text"]
+                .as_str()
+                .unwrap()
+                .lines()
+                .next()
+                .unwrap(),
+            format!("Found 4 file(s) matching pattern '*.py' in '{shown}':")
+        );
+        assert_eq!(obs["search_path"], shown);
+        assert_eq!(
+            obs.as_object().unwrap().keys().collect::<Vec<_>>(),
+            [
+                "content",
+                "is_error",
+                "files",
+                "pattern",
+                "search_path",
+                "truncated",
+                "kind"
+            ]
+        );
+        let anchored = glob(&json!({"pattern": "src/*.py"}), &root);
+        assert_eq!(rel(&root, &anchored, "files"), ["src/utils.py"]);
+        // An absolute pattern is split into the directory and the rest.
+        let abs = glob(&json!({"pattern": format!("{shown}/src/**/*.py")}), &root);
+        assert_eq!(abs["search_path"], format!("{shown}/src"));
+        assert_eq!(abs["pattern"], format!("{shown}/src/**/*.py"));
+        assert_eq!(
+            rel(&root, &abs, "files"),
+            ["src/core/engine.py", "src/utils.py"]
+        );
+        let none = glob(&json!({"pattern": "*.rs"}), &root);
+        assert_eq!(
+            none["content"][0]["text"],
+            format!("No files found matching pattern '*.rs' in directory '{shown}'")
+        );
+        assert_eq!(none["is_error"], false);
+        let bad = glob(&json!({"pattern": "*", "path": "/nonexistent/dir"}), &root);
+        assert_eq!(
+            bad["content"][0]["text"],
+            "Search path '/nonexistent/dir' is not a valid directory"
+        );
+        assert_eq!(bad["is_error"], true);
+        // A glob ripgrep cannot parse finds nothing.
+        let broken = glob(&json!({"pattern": "src/{a"}), &root);
+        assert_eq!(broken["files"], json!([]));
+    }
+
+    #[test]
+    fn glob_respects_ignore_files_and_never_follows_links() {
+        let (_d, root) = tree(&[
+            "keep.js",
+            "node_modules/x/dep.js",
+            "build/out.js",
+            "sub/.ignore",
+        ]);
+        fs::create_dir(root.join(".git")).unwrap();
+        fs::write(root.join(".gitignore"), "node_modules/\n/build\n").unwrap();
+        fs::write(root.join("sub/.ignore"), "*.tmp\n").unwrap();
+        fs::write(root.join("sub/a.tmp"), "x").unwrap();
+        fs::write(root.join("sub/b.txt"), "").unwrap();
+        std::os::unix::fs::symlink("/", root.join("rootlink")).unwrap();
+        std::os::unix::fs::symlink(root.join("keep.js"), root.join("link.js")).unwrap();
+        let obs = glob(&json!({"pattern": "**/*.js"}), &root);
+        assert_eq!(rel(&root, &obs, "files"), ["keep.js"]);
+        // What the glob names is in even when an ignore file excludes it (ripgrep's
+        // override); without a glob naming it, it stays out.
+        let sub = glob(&json!({"pattern": "sub/*"}), &root);
+        assert_eq!(
+            rel(&root, &sub, "files"),
+            ["sub/.ignore", "sub/a.tmp", "sub/b.txt"]
+        );
+        let txt = glob(&json!({"pattern": "sub/*.t*"}), &root);
+        assert_eq!(rel(&root, &txt, "files"), ["sub/a.tmp", "sub/b.txt"]);
+        let grep_all = grep(&json!({"pattern": "."}), &root);
+        assert!(!rel(&root, &grep_all, "matches").contains(&"sub/a.tmp".to_string()));
+        // Outside a git repository .gitignore does not apply (ripgrep's rule).
+        fs::remove_dir(root.join(".git")).unwrap();
+        let obs = glob(&json!({"pattern": "**/*.js"}), &root);
+        assert_eq!(
+            rel(&root, &obs, "files"),
+            ["build/out.js", "keep.js", "node_modules/x/dep.js"]
+        );
+    }
+
+    #[test]
+    fn glob_truncates_at_100() {
+        let names: Vec<String> = (0..120).map(|i| format!("f{i}.txt")).collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let (_d, root) = tree(&refs);
+        let obs = glob(&json!({"pattern": "*.txt"}), &root);
+        assert_eq!(obs["files"].as_array().unwrap().len(), 100);
+        assert_eq!(obs["truncated"], true);
+        assert!(obs["content"][0]["text"].as_str().unwrap().ends_with(
+            "\n\n[Results truncated to first 100 files. Consider using a more specific pattern.]"
+        ));
+    }
+
+    #[test]
+    fn grep_lists_matching_files() {
+        let (_d, root) = tree(&[
+            "app.py",
+            "util.js",
+            ".env",
+            ".hidden/secret.py",
+            "docs/readme.md",
+        ]);
+        fs::write(root.join("app.py"), "def main():\n    PRINT('hi')\n").unwrap();
+        fs::write(root.join("util.js"), "console.log('print')").unwrap();
+        fs::write(root.join(".env"), "print=1\n").unwrap();
+        fs::write(root.join(".hidden/secret.py"), "print\n").unwrap();
+        fs::write(root.join("bin.dat"), b"print\0\x01").unwrap();
+        let shown = root.display().to_string();
+        let obs = grep(
+            &json!({"pattern": "print", "path": null, "include": null}),
+            &root,
+        );
+        assert_eq!(rel(&root, &obs, "matches"), ["app.py", "util.js"]);
+        assert_eq!(obs["include_pattern"], Value::Null);
+        assert_eq!(
+            obs.as_object().unwrap().keys().collect::<Vec<_>>(),
+            [
+                "content",
+                "is_error",
+                "matches",
+                "pattern",
+                "search_path",
+                "include_pattern",
+                "truncated",
+                "kind"
+            ]
+        );
+        let py = grep(&json!({"pattern": "print", "include": "*.py"}), &root);
+        assert_eq!(rel(&root, &py, "matches"), ["app.py"]);
+        assert!(py["content"][0]["text"].as_str().unwrap().starts_with(&format!(
+            "Found 1 file(s) containing pattern 'print' in '{shown}' (filtered by '*.py'):\n"
+        )));
+        // A hidden file is found when `include` names it; hidden directories never.
+        let env = grep(&json!({"pattern": "print", "include": ".env"}), &root);
+        assert_eq!(rel(&root, &env, "matches"), [".env"]);
+        let braces = grep(&json!({"pattern": "print", "include": "*.{py,js}"}), &root);
+        assert_eq!(rel(&root, &braces, "matches"), ["app.py", "util.js"]);
+        let line = grep(&json!({"pattern": "^\\s+print"}), &root);
+        assert_eq!(rel(&root, &line, "matches"), ["app.py"]);
+        let none = grep(&json!({"pattern": "zzz", "include": "*.py"}), &root);
+        assert_eq!(
+            none["content"][0]["text"],
+            format!(
+                "No files found containing pattern 'zzz' in directory '{shown}' (filtered by '*.py')"
+            )
+        );
+        let bad = grep(&json!({"pattern": "[invalid"}), &root);
+        assert_eq!(bad["is_error"], true);
+        assert!(
+            bad["content"][0]["text"]
+                .as_str()
+                .unwrap()
+                .starts_with("Invalid regex pattern: ")
+        );
+        let nodir = grep(&json!({"pattern": "x", "path": "missing"}), &root);
+        assert_eq!(
+            nodir["content"][0]["text"],
+            "Search path 'missing' is not a valid directory"
+        );
+        assert_eq!(nodir["search_path"], format!("{shown}/missing"));
+    }
+
+    #[test]
+    fn grep_truncates_after_100_and_stops_in_time() {
+        let names: Vec<String> = (0..101).map(|i| format!("f{i}.py")).collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let (_d, root) = tree(&refs);
+        let obs = grep(&json!({"pattern": "content"}), &root);
+        assert_eq!(obs["matches"].as_array().unwrap().len(), 100);
+        assert_eq!(obs["truncated"], true);
+        // Exactly 100 is not truncated for grep (unlike glob).
+        fs::remove_file(root.join("f0.py")).unwrap();
+        assert_eq!(
+            grep(&json!({"pattern": "content"}), &root)["truncated"],
+            false
+        );
+        let stopped = grep_with(
+            &json!({"pattern": "content"}),
+            &root,
+            &mut Budget::with(Duration::from_secs(60), 10),
+        );
+        assert_eq!(stopped["is_error"], true);
+        assert!(
+            stopped["content"][0]["text"]
+                .as_str()
+                .unwrap()
+                .contains("was stopped after looking at")
+        );
+        let late = glob_with(
+            &json!({"pattern": "*"}),
+            &root,
+            &mut Budget::with(Duration::ZERO, 1_000_000),
+        );
+        assert_eq!(
+            late["is_error"], false,
+            "a small tree finishes before the first time check"
+        );
     }
 }
