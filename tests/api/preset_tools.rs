@@ -380,7 +380,7 @@ async fn an_unregistered_tool_fails_the_first_message_like_the_reference() {
         .await;
     assert_eq!(status, 200);
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let events = app.all_events(&id).await;
+    let events = app.all_events(id).await;
     assert!(
         events
             .iter()
