@@ -7,7 +7,12 @@
 //! a git repository), `.git/info/exclude` and `.ignore` files exclude, with a glob that
 //! whitelists what it names (ripgrep's `-g` override: `*.py` also finds `.hidden.py`,
 //! `**/*` lists everything), line-by-line case-insensitive matching that skips binary
-//! files, then the reference's own post-filtering, sorting and texts.
+//! files, then the reference's own post-filtering, sorting and texts. `glob` keeps
+//! ripgrep's `--sortr=modified` order (each directory's entries newest first, depth
+//! first), `grep` sorts its matches by time as the reference does after ripgrep.
+//! Unlike ripgrep under the reference, a glob with a `/` is anchored at the searched
+//! directory (ripgrep anchors it at the server's working directory, so `src/*.ts` never
+//! matched there unless the two were the same).
 //!
 //! Every search is bounded: 30 seconds (the reference's subprocess timeout) and at most
 //! [`MAX_VISITED`] directory entries; past either it answers with an error observation.
@@ -421,11 +426,23 @@ impl Override {
     }
 }
 
+/// The order siblings are visited in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Order {
+    /// By name.
+    Name,
+    /// Most recently modified first (directories by their own time), then by name:
+    /// ripgrep's `--sortr=modified`, which sorts each directory's entries, not the
+    /// whole result.
+    NewestFirst,
+}
+
 /// Calls `on_file(path, mtime)` for every regular file the walk admits under `root`,
-/// in name order, depth first. Symlinks are never followed (nor listed).
+/// depth first, siblings in `order`. Symlinks are never followed (nor listed).
 fn walk(
     root: &Path,
     overrides: Option<&Override>,
+    order: Order,
     budget: &mut Budget,
     on_file: &mut dyn FnMut(&Path, SystemTime, &mut Budget) -> Result<(), Stop>,
 ) -> Result<(), Stop> {
@@ -442,12 +459,25 @@ fn walk(
         let Ok(rd) = fs::read_dir(dir) else {
             return Vec::new();
         };
-        let mut entries: Vec<(String, fs::FileType)> = rd
+        let mut entries: Vec<(String, fs::FileType, SystemTime)> = rd
             .filter_map(Result::ok)
-            .filter_map(|e| Some((e.file_name().into_string().ok()?, e.file_type().ok()?)))
+            .filter_map(|e| {
+                let mtime = match order {
+                    Order::Name => SystemTime::UNIX_EPOCH,
+                    Order::NewestFirst => e
+                        .metadata()
+                        .and_then(|m| m.modified())
+                        .unwrap_or(SystemTime::UNIX_EPOCH),
+                };
+                Some((
+                    e.file_name().into_string().ok()?,
+                    e.file_type().ok()?,
+                    mtime,
+                ))
+            })
             .collect();
-        entries.sort_by(|a, b| a.0.cmp(&b.0));
-        entries
+        entries.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
+        entries.into_iter().map(|(n, t, _)| (n, t)).collect()
     };
     let pushed = ignores.enter(root);
     let mut stack = vec![Frame {
@@ -631,11 +661,17 @@ pub(crate) fn glob_with(action: &Value, working_dir: &Path, budget: &mut Budget)
             found.push((p.to_path_buf(), t));
             Ok(())
         };
-        if let Err(stop) = walk(&search_path, Some(&over), budget, &mut collect) {
+        if let Err(stop) = walk(
+            &search_path,
+            Some(&over),
+            Order::NewestFirst,
+            budget,
+            &mut collect,
+        ) {
             return glob_observation(stop.message(&shown), true, &[], &original, &shown, false);
         }
     }
-    sort_newest_first(&mut found);
+    // The walk's order is the answer's (the reference keeps ripgrep's output order).
     let files: Vec<String> = found
         .iter()
         .take(MAX_RESULTS)
@@ -791,7 +827,8 @@ pub(crate) fn grep_with(action: &Value, working_dir: &Path, budget: &mut Budget)
             }
             Ok(())
         };
-        if let Err(stop) = walk(&search_path, over.flatten().as_ref(), budget, &mut check) {
+        let over = over.flatten();
+        if let Err(stop) = walk(&search_path, over.as_ref(), Order::Name, budget, &mut check) {
             return fail(stop.message(&shown));
         }
     }
@@ -914,13 +951,15 @@ mod tests {
             .map(|v| v.as_str().unwrap())
             .collect();
         let shown = root.display().to_string();
-        // `*.py` names files at any depth, hidden ones too, but not inside hidden dirs.
+        // `*.py` names files at any depth, hidden ones too, but not inside hidden dirs;
+        // each directory's entries newest first (`src` and `src/core` changed last).
         assert_eq!(
-            files[..3],
+            files,
             [
-                format!("{shown}/src/utils.py"),
                 format!("{shown}/src/core/engine.py"),
+                format!("{shown}/src/utils.py"),
                 format!("{shown}/app.py"),
+                format!("{shown}/.hidden.py"),
             ]
         );
         assert_eq!(
