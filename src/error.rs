@@ -34,6 +34,9 @@ pub enum ApiError {
     Validation(Vec<Invalid>),
     /// 5xx with the reference's sanitized shape.
     Server(StatusCode, String),
+    /// 500 for an unhandled exception: `exception` is its text alone (no status prefix,
+    /// unlike an `HTTPException`).
+    Unhandled(String),
 }
 
 impl std::fmt::Display for ApiError {
@@ -48,6 +51,7 @@ impl std::fmt::Display for ApiError {
                 write!(f, "422: {}", parts.join("; "))
             }
             ApiError::Server(s, d) => write!(f, "{s}: {d}"),
+            ApiError::Unhandled(d) => write!(f, "500 Internal Server Error: {d}"),
         }
     }
 }
@@ -222,6 +226,10 @@ impl From<ActorError> for ApiError {
                 ApiError::internal("storage error")
             }
             ActorError::Upstream(m) => ApiError::Server(StatusCode::BAD_GATEWAY, m),
+            ActorError::Internal(m) => {
+                log::error!("unhandled error: {m}");
+                ApiError::Unhandled(m)
+            }
         }
     }
 }
@@ -247,6 +255,7 @@ impl ResponseError for ApiError {
         match self {
             ApiError::Http(s, _) | ApiError::Server(s, _) => *s,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unhandled(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -262,6 +271,10 @@ impl ResponseError for ApiError {
             ApiError::Server(s, d) => json!({
                 "detail": "Internal Server Error",
                 "exception": format!("{}: {}", s.as_u16(), d),
+            }),
+            ApiError::Unhandled(d) => json!({
+                "detail": "Internal Server Error",
+                "exception": d,
             }),
         };
         HttpResponse::build(self.status_code())

@@ -19,6 +19,7 @@ mod llm;
 mod openapi;
 mod ops;
 mod persistence;
+mod preset_tools;
 mod rawwire;
 mod settings;
 mod webhooks;

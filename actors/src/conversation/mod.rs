@@ -112,6 +112,9 @@ pub enum ActorError {
     Storage(String),
     /// An upstream service (the LLM) failed.
     Upstream(String),
+    /// A failure the reference answers with a bare 500 carrying the exception's text
+    /// (e.g. an agent whose tools cannot be set up).
+    Internal(String),
 }
 
 impl std::fmt::Display for ActorError {
@@ -127,6 +130,7 @@ impl std::fmt::Display for ActorError {
             ActorError::Evicted => f.write_str("conversation actor was evicted; look it up again"),
             ActorError::Storage(m) => write!(f, "storage error: {m}"),
             ActorError::Upstream(m) => write!(f, "upstream error: {m}"),
+            ActorError::Internal(m) => f.write_str(m),
         }
     }
 }

@@ -39,11 +39,13 @@ use crate::model::event::Message;
 use crate::model::event::*;
 use crate::model::llm::Llm;
 use crate::model::stats::CallUsage;
-use crate::tools::catalog::{self, ParsedCall};
+use crate::tools::catalog::{self, ParsedCall, ToolContext};
 use crate::tools::content::Content;
 use crate::tools::file_editor::FileEditor;
+use crate::tools::planning::{self, PlanningEditor};
 use crate::tools::task_tracker::TaskTracker;
 use crate::tools::terminal::{self, TerminalConfig, TerminalSession};
+use crate::tools::{apply_patch, gemini, search};
 
 /// One action waiting for execution.
 #[derive(Debug, Clone)]
@@ -66,6 +68,10 @@ pub struct Tools {
     terminal: Option<Addr<TerminalSession>>,
     editor: Option<FileEditor>,
     tracker: Option<TaskTracker>,
+    /// The planning agent's editor (taken while one of its actions runs).
+    planning: Option<PlanningEditor>,
+    /// The planning agent's plan file, once worked out for this actor's life.
+    plan: Option<PathBuf>,
 }
 
 /// Run state of one conversation.
@@ -168,13 +174,60 @@ impl ConversationActor {
         }
     }
 
+    /// The tools the LLM is offered, in the agent's order: its own tools that this
+    /// server implements and `filter_tools_regex` keeps (matched at the start of the
+    /// name, as the reference does), then the built-ins.
     fn tool_names(&self) -> Vec<String> {
-        self.record
-            .agent
+        let agent = &self.record.agent;
+        let filter = agent
+            .filter_tools_regex
+            .as_deref()
+            .and_then(|re| regex::Regex::new(&format!("^(?:{re})")).ok());
+        let own: Vec<&str> = agent.tools.iter().map(|t| t.name.as_str()).collect();
+        agent
             .tool_names()
             .into_iter()
             .filter(|n| catalog::TOOL_NAMES.contains(&n.as_str()))
+            .filter(|n| !own.contains(&n.as_str()) || filter.as_ref().is_none_or(|f| f.is_match(n)))
             .collect()
+    }
+
+    /// Why the agent's tools cannot be set up (the reference's `init_state` failing), as
+    /// the exception text the first message is answered with.
+    pub(super) fn tool_setup_error(&self) -> Option<String> {
+        let tools: Vec<(&str, &serde_json::Map<String, Value>)> = self
+            .record
+            .agent
+            .tools
+            .iter()
+            .map(|t| (t.name.as_str(), &t.params))
+            .collect();
+        catalog::tool_setup_error(&tools)
+    }
+
+    /// The planning agent's plan file, worked out once per actor life; `None` when the
+    /// agent has no `planning_file_editor`.
+    fn plan_path(&mut self) -> Option<PathBuf> {
+        if let Some(p) = &self.run.tools.plan {
+            return Some(p.clone());
+        }
+        let tool = self
+            .record
+            .agent
+            .tools
+            .iter()
+            .find(|t| t.name == "planning_file_editor")?;
+        let path = planning::plan_path(&tool.params, &self.working_dir());
+        self.run.tools.plan = Some(path.clone());
+        // Like the reference, which sets its tools up again whenever a conversation
+        // is loaded, the plan file is created (if missing) once per actor life.
+        let plan = path.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = planning::ensure_plan_file(&plan) {
+                log::warn!("could not create the plan file {}: {e}", plan.display());
+            }
+        });
+        Some(path)
     }
 
     /// The `SystemPromptEvent` emitted before the first user message.
@@ -186,8 +239,12 @@ impl ConversationActor {
             Value::String(agent.security_policy_filename.clone()),
         );
         let secret_names: Vec<String> = self.record.secret_sources.keys().cloned().collect();
-        let (prompt, dynamic) =
-            crate::tools::prompt::system_prompt(&kwargs, &agent.llm.model, &secret_names);
+        let (prompt, dynamic) = crate::tools::prompt::system_prompt_for(
+            &agent.system_prompt_filename,
+            &kwargs,
+            &agent.llm.model,
+            &secret_names,
+        );
         let mut prompt = match &agent.system_prompt {
             Some(inline) if !inline.is_empty() => inline.clone(),
             _ => prompt,
@@ -196,13 +253,16 @@ impl ConversationActor {
             prompt.push_str("\n\n");
             prompt.push_str(&extra);
         }
+        let vision = vision(&agent.llm);
         let names = self.tool_names();
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        let tools = catalog::tool_definitions(
-            &refs,
-            &self.record.workspace.working_dir,
-            vision(&agent.llm),
-        );
+        let plan = self.plan_path().map(|p| p.to_string_lossy().into_owned());
+        let ctx = ToolContext {
+            working_dir: &self.record.workspace.working_dir,
+            vision,
+            plan_path: plan.as_deref(),
+        };
+        let tools = catalog::tool_definitions_in(&refs, &ctx);
         self.new_event(
             Source::Agent,
             EventBody::SystemPrompt(SystemPromptEvent {
@@ -411,6 +471,16 @@ impl ConversationActor {
     }
 
     fn start_run(&mut self, ctx: &mut Context<Self>) {
+        if !self.record.agent_initialized
+            && let Some(error) = self.tool_setup_error()
+        {
+            // The reference's run fails while setting the agent up, before any status
+            // change; it only logs the error and publishes the state.
+            log::warn!("conversation {}: cannot start the agent: {error}", self.id);
+            let snap = self.full_state_event();
+            self.publish_ephemeral(snap);
+            return;
+        }
         let finished = self.record.execution_status == ExecutionStatus::Finished;
         if finished && !self.finished_run_has_hooks() {
             // A finished conversation stays finished until a new message.
@@ -620,12 +690,15 @@ impl ConversationActor {
         });
         if !current {
             let cfg = LlmConfig::from_json(&llm.to_value())?;
+            let llm = llm.clone();
+            let working_dir = working_dir.clone();
+            let tools = self.llm_tools();
             self.run.llm_setup = Some(LlmSetup {
-                llm: llm.clone(),
+                llm,
                 tool_names,
-                working_dir: working_dir.clone(),
+                working_dir,
                 cfg: Arc::new(cfg),
-                tools: Arc::new(self.llm_tools()),
+                tools: Arc::new(tools),
             });
         }
         let setup = self.run.llm_setup.as_ref().expect("set above");
@@ -633,21 +706,23 @@ impl ConversationActor {
     }
 
     /// The tool definitions offered to the LLM.
-    fn llm_tools(&self) -> Vec<ToolSpec> {
+    fn llm_tools(&mut self) -> Vec<ToolSpec> {
         let names = self.tool_names();
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        catalog::tool_specs(
-            &refs,
-            &self.record.workspace.working_dir,
-            vision(&self.record.agent.llm),
-        )
-        .into_iter()
-        .map(|t| ToolSpec {
-            name: t.name,
-            description: t.description,
-            parameters: t.parameters,
-        })
-        .collect()
+        let plan = self.plan_path().map(|p| p.to_string_lossy().into_owned());
+        let ctx = ToolContext {
+            working_dir: &self.record.workspace.working_dir,
+            vision: vision(&self.record.agent.llm),
+            plan_path: plan.as_deref(),
+        };
+        catalog::tool_specs_in(&refs, &ctx)
+            .into_iter()
+            .map(|t| ToolSpec {
+                name: t.name,
+                description: t.description,
+                parameters: t.parameters,
+            })
+            .collect()
     }
 
     /// Publishes the queued token deltas of the LLM call in flight.
@@ -980,6 +1055,62 @@ impl ConversationActor {
                 );
                 self.run.handle = Some(handle);
             }
+            "planning_file_editor" => {
+                let plan = self.plan_path().unwrap_or_default();
+                let (mut editor, fresh) = match self.run.tools.planning.take() {
+                    Some(e) if e.plan() == plan => (e, false),
+                    _ => (PlanningEditor::new(plan), true),
+                };
+                let cwd = self.working_dir();
+                let handle = ctx.spawn(
+                    async move {
+                        tokio::task::spawn_blocking(move || {
+                            // The file is created when the agent starts; a first use
+                            // must not race that.
+                            if fresh {
+                                let _ = planning::ensure_plan_file(editor.plan());
+                            }
+                            let obs = editor.execute(&action, &cwd);
+                            (editor, obs)
+                        })
+                        .await
+                    }
+                    .into_actor(self)
+                    .map(move |res, act, ctx| {
+                        let outcome = match res {
+                            Ok((editor, obs)) => {
+                                act.run.tools.planning = Some(editor);
+                                Ok(obs)
+                            }
+                            Err(e) => {
+                                Err(format!("Error executing tool 'planning_file_editor': {e}"))
+                            }
+                        };
+                        if act.run.generation == generation && act.run.active {
+                            act.finish_action(ctx, &p, outcome);
+                        }
+                    }),
+                );
+                self.run.handle = Some(handle);
+            }
+            "apply_patch" | "read_file" | "write_file" | "edit" | "list_directory" | "glob"
+            | "grep" => {
+                // The Gemini file tools take relative paths from the working directory
+                // as the client gave it (the process directory is the same); the others
+                // resolve it.
+                let given = PathBuf::from(&self.record.workspace.working_dir);
+                let cwd = self.working_dir();
+                let tool = p.tool_name.clone();
+                self.run_blocking(ctx, p, generation, move || match tool.as_str() {
+                    "apply_patch" => apply_patch::apply(&action, &cwd),
+                    "read_file" => Ok(gemini::read_file(&action, &given)),
+                    "write_file" => Ok(gemini::write_file(&action, &given)),
+                    "edit" => Ok(gemini::edit(&action, &given)),
+                    "list_directory" => Ok(gemini::list_directory(&action, &given)),
+                    "glob" => Ok(search::glob(&action, &cwd)),
+                    _ => Ok(search::grep(&action, &cwd)),
+                });
+            }
             "terminal" => {
                 let addr = self.terminal();
                 let sources = self.record.secret_sources.clone();
@@ -1011,6 +1142,33 @@ impl ConversationActor {
                 self.finish_action(ctx, &p, Err(msg));
             }
         }
+    }
+
+    /// Runs a stateless tool on a blocking thread and records its outcome: the
+    /// observation, or (`Err`) the reference's `Error executing tool '<name>': …` result.
+    fn run_blocking(
+        &mut self,
+        ctx: &mut Context<Self>,
+        p: PendingAction,
+        generation: u64,
+        job: impl FnOnce() -> Result<Value, String> + Send + 'static,
+    ) {
+        let handle = ctx.spawn(
+            async move { tokio::task::spawn_blocking(job).await }
+                .into_actor(self)
+                .map(move |res, act, ctx| {
+                    if act.run.generation != generation || !act.run.active {
+                        return;
+                    }
+                    let outcome = match res {
+                        Ok(Ok(obs)) => Ok(obs),
+                        Ok(Err(e)) => Err(format!("Error executing tool '{}': {e}", p.tool_name)),
+                        Err(e) => Err(format!("Error executing tool '{}': {e}", p.tool_name)),
+                    };
+                    act.finish_action(ctx, &p, outcome);
+                }),
+        );
+        self.run.handle = Some(handle);
     }
 
     fn terminal(&mut self) -> Addr<TerminalSession> {

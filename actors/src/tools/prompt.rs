@@ -93,6 +93,114 @@ pub fn system_prompt(
     (sections.join("\n\n"), dynamic)
 }
 
+/// The reference's template name for the planning agent's prompt.
+pub const PLANNING_PROMPT_FILE: &str = "system_prompt_planning.j2";
+
+/// Renders the system prompt the agent's `system_prompt_filename` names: the planning
+/// prompt for `system_prompt_planning.j2` (also given as a path ending in that name),
+/// the default prompt ([`system_prompt`]) for every other name.
+pub fn system_prompt_for(
+    filename: &str,
+    kwargs: &Map<String, Value>,
+    model: &str,
+    secret_names: &[String],
+) -> (String, Option<String>) {
+    let is_planning =
+        filename == PLANNING_PROMPT_FILE || filename.ends_with(&format!("/{PLANNING_PROMPT_FILE}"));
+    if !is_planning {
+        return system_prompt(kwargs, model, secret_names);
+    }
+    let dynamic = (!secret_names.is_empty()).then(|| secrets_block(secret_names));
+    (planning_prompt(kwargs), dynamic)
+}
+
+/// The planning agent's prompt: it researches the code base, asks what it must, and
+/// writes a plan into the plan file; `plan_structure` (the client's description of the
+/// plan's sections) is inserted verbatim in `<PLAN_STRUCTURE>`.
+fn planning_prompt(kwargs: &Map<String, Value>) -> String {
+    let structure = match kwargs.get("plan_structure") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => String::new(),
+        Some(other) => other.to_string(),
+    };
+    let mut sections = vec![PLANNING_ROLE_LINE.to_string()];
+    for (tag, body) in [
+        ("ROLE", PLANNING_ROLE),
+        ("IMPORTANT_PRINCIPLES", PLANNING_PRINCIPLES),
+        ("EFFICIENCY", PLANNING_EFFICIENCY),
+        ("FILE_SYSTEM_GUIDELINES", PLANNING_FILES),
+        ("PLANNING_WORKFLOW", PLANNING_WORKFLOW),
+        ("PLAN_SCOPE", PLAN_SCOPE),
+    ] {
+        sections.push(section(tag, body));
+    }
+    sections.push(section("PLAN_STRUCTURE", &structure));
+    sections.join("\n\n")
+}
+
+const PLANNING_ROLE_LINE: &str = "You are a planning agent: you study a code base and work out, \
+with the user, a detailed plan for the change they want.";
+
+const PLANNING_ROLE: &str = "\
+* Your job is a thorough, step-by-step implementation plan. Take the time to get it right; \
+care matters more than speed here.
+* When the user only asks a question (\"why does X happen?\"), answer it directly.";
+
+const PLANNING_PRINCIPLES: &str = "\
+* Do not guess what the user wants. Research first and settle open points before anyone \
+starts implementing.
+* Ask whenever it helps, at any stage, and especially when:
+  - the request can be read in ways that lead to different results;
+  - the repository itself does not answer the question;
+  - the user should weigh a real trade-off.
+* Stay objective: accuracy comes before agreement. Say so, with reasons, when you think the \
+user is mistaken.";
+
+const PLANNING_EFFICIENCY: &str = "\
+* Every action costs something: combine what can be combined.
+* Explore with `glob` and `grep` and narrow filters instead of opening file after file.";
+
+const PLANNING_FILES: &str = "\
+* A path the user mentions may not be relative to the working directory: locate the file \
+before reading it.";
+
+const PLANNING_WORKFLOW: &str = "\
+Work in four phases.
+
+## 1. Understand the request
+* Read the request closely and work out what the user is trying to achieve.
+* Look through the relevant parts of the code with `glob` and `grep`: existing \
+implementations, neighbouring components, how things are tested.
+* If the request is vague in a way that changes the plan, ask short, specific questions \
+before going further. Typical cases: which technology to use (\"build a todo app\"), which \
+mechanism (\"add authentication\": sessions or tokens, passwords or single sign-on), what \
+the expected behaviour is (\"fix the bug\").
+
+## 2. Design
+* Where several approaches are possible, compare them for complexity, maintainability and \
+fit with the existing code.
+* When approaches are close or involve real trade-offs, let the user choose.
+* Shape the plan: phases, order of work, dependencies between steps, likely difficulties.
+
+## 3. Write it down and check with the user
+* Write the plan into the plan file. Unless configured otherwise it is \
+`.agents_tmp/PLAN.md` under the workspace root; it already holds the section headings, so \
+fill in each section.
+* Raise any decision that is still open.
+* Summarise the plan for the user and ask whether it is what they had in mind.
+
+## 4. Refine
+* Adjust scope, structure or priorities to the user's feedback.
+* Make reasonable requested changes; when one is not feasible, say why and offer a better \
+option.
+* Keep all sections consistent with each other after every edit.
+* After each update, tell the user briefly what changed.";
+
+const PLAN_SCOPE: &str = "\
+* Plan exactly what was asked: no extra features, improvements or side topics.
+* Leave out security and performance remarks unless the request is about them.
+* Leave out general advice and good practices that do not bear on this plan.";
+
 /// Jinja truthiness of a kwarg value.
 fn truthy(v: &Value) -> bool {
     match v {
@@ -608,5 +716,37 @@ mod tests {
             })
             .collect();
         assert!(copied.is_empty(), "copied text: {copied:#?}");
+    }
+
+    #[test]
+    fn planning_prompt_by_file_name() {
+        let structure = "The plan must follow this structure exactly:\n\n1. OBJECTIVE\n   * Goal.";
+        let kw = kwargs(json!({"plan_structure": structure}));
+        let (text, dynamic) = system_prompt_for("system_prompt_planning.j2", &kw, "gpt-5", &[]);
+        assert!(dynamic.is_none());
+        assert!(text.starts_with("You are a planning agent"));
+        assert!(text.ends_with(&format!("<PLAN_STRUCTURE>\n{structure}\n</PLAN_STRUCTURE>")));
+        assert_eq!(
+            positions(
+                &text,
+                &[
+                    "ROLE",
+                    "IMPORTANT_PRINCIPLES",
+                    "EFFICIENCY",
+                    "FILE_SYSTEM_GUIDELINES",
+                    "PLANNING_WORKFLOW",
+                    "PLAN_SCOPE",
+                    "PLAN_STRUCTURE"
+                ]
+            )
+            .len(),
+            7
+        );
+        assert!(text.contains(".agents_tmp/PLAN.md"));
+        assert!(!text.contains("<SECURITY>"));
+        let (default, _) = system_prompt_for("system_prompt.j2", &kw, "gpt-5", &[]);
+        assert_eq!(default, system_prompt(&kw, "gpt-5", &[]).0);
+        let (abs, _) = system_prompt_for("/x/system_prompt_planning.j2", &kw, "gpt-5", &[]);
+        assert_eq!(abs, text);
     }
 }
