@@ -44,6 +44,7 @@ SCENARIOS: dict[str, tuple[Path, list[str], int]] = {
     "conversation-api": (HERE / "scenarios" / "conversation_api.py", [], 150),
     "model-input": (HERE / "scenarios" / "context.py", [], 150),
     "hooks": (HERE / "scenarios" / "hooks.py", [], 180),
+    "examples": (HERE / "scenarios" / "examples.py", [], 150),
 }
 
 
