@@ -1,6 +1,13 @@
 """Flows of the SDK's own examples (``examples/01_standalone_sdk`` at v1.24.0),
 run remotely: what each relies on the server for, through the official client.
 
+* confirmation loop (``04_confirmation_mode_example``, ``16_llm_security_analyzer``):
+  those examples drive a conversation with ``while state.execution_status !=
+  FINISHED: run()`` right after ``send_message``. A new message on a finished
+  conversation makes it ``idle`` (as the reference does), and the client must
+  read that from its cached state as soon as ``send_message`` returns: the
+  server may answer the POST only after its event socket wrote the state
+  update, or the loop is skipped and the message never runs.
 * ``ask_agent`` during a run (``28_ask_agent_example``): questions asked while
   a run is in flight are answered, record nothing and leave the run alone.
 * Anthropic thinking (``22_anthropic_thinking``): the client's callbacks see
@@ -16,11 +23,39 @@ import time
 from typing import Any
 
 from openhands.sdk import Agent, Conversation, Tool
+from openhands.sdk.conversation.state import ConversationExecutionStatus
 from openhands.tools.terminal import TerminalTool
 
 import harness as h
 
 ASK_ANSWER = "The agent is looking around the directory."
+
+
+def confirmation_loop_flow(checks: h.Checks) -> None:
+    with checks.check("confirmation loop: a message to a finished conversation reads idle at once"):
+        rounds = 12
+        h.mock_reset([{"tool_calls": [h.finish_call(f"round {i}")]} for i in range(rounds)])
+        conv = Conversation(
+            agent=h.default_agent(), workspace=h.remote_workspace("workspace/examples-loop"), visualizer=None
+        )
+        stale = []
+        for i in range(rounds):
+            conv.send_message(f"Round {i}: just finish.")
+            status = conv.state.execution_status
+            if i > 0 and status == ConversationExecutionStatus.FINISHED:
+                stale.append(i)
+            # The examples' loop: run until finished.
+            for _ in range(3):
+                if conv.state.execution_status == ConversationExecutionStatus.FINISHED:
+                    break
+                conv.run()
+            h.expect(
+                conv.state.execution_status == ConversationExecutionStatus.FINISHED,
+                f"round {i} ended {conv.state.execution_status}",
+            )
+        h.expect(not stale, f"send_message returned before the client saw `idle` in rounds {stale}")
+        h.expect(len(h.agent_calls()) == rounds, f"{len(h.agent_calls())} agent turns for {rounds} messages")
+        conv.close()
 
 
 def ask_agent_flow(checks: h.Checks) -> None:
@@ -104,6 +139,7 @@ def thinking_flow(checks: h.Checks) -> None:
 
 
 def body(checks: h.Checks) -> None:
+    confirmation_loop_flow(checks)
     ask_agent_flow(checks)
     thinking_flow(checks)
 
