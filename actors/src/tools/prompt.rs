@@ -20,12 +20,14 @@ use serde_json::{Map, Value};
 /// risk examples), `llm_security_analyzer` (adds `<SECURITY_RISK_ASSESSMENT>`),
 /// `security_policy_filename` (an empty string leaves `<SECURITY>` empty, as the reference
 /// does when the policy is disabled), and `model_family`/`model_variant` (override the
-/// detection from `model`). `secret_names` are the conversation's secret names; with any,
-/// the second value is a block telling the agent they are available as environment
-/// variables, otherwise it is `None`.
+/// detection from `model`). `custom_policy` is the text of the agent's own security policy
+/// file, which replaces the built-in policy in `<SECURITY>`. `secret_names` are the
+/// conversation's secret names; with any, the second value is a block telling the agent
+/// they are available as environment variables, otherwise it is `None`.
 pub fn system_prompt(
     kwargs: &Map<String, Value>,
     model: &str,
+    custom_policy: Option<&str>,
     secret_names: &[String],
 ) -> (String, Option<String>) {
     let cli_mode = kwargs.get("cli_mode").is_none_or(truthy);
@@ -61,10 +63,12 @@ pub fn system_prompt(
     ] {
         sections.push(section(tag, body));
     }
-    sections.push(section(
-        "SECURITY",
-        if security_policy { SECURITY_POLICY } else { "" },
-    ));
+    let policy = match (security_policy, custom_policy) {
+        (false, _) => "",
+        (true, Some(text)) => text,
+        (true, None) => SECURITY_POLICY,
+    };
+    sections.push(section("SECURITY", policy));
     if risk_assessment {
         let levels = if cli_mode {
             RISK_LEVELS_LOCAL
@@ -495,6 +499,7 @@ mod tests {
         let (text, dynamic) = system_prompt(
             &kwargs(json!({"cli_mode": true, "llm_security_analyzer": true})),
             "anthropic/claude-sonnet-4-5-20250929",
+            None,
             &[],
         );
         assert!(text.starts_with("You are the OpenHands agent"));
@@ -508,12 +513,13 @@ mod tests {
 
     #[test]
     fn risk_assessment_only_with_the_analyzer() {
-        let (text, _) = system_prompt(&kwargs(json!({"cli_mode": true})), "gpt-4o", &[]);
+        let (text, _) = system_prompt(&kwargs(json!({"cli_mode": true})), "gpt-4o", None, &[]);
         assert!(!text.contains("<SECURITY_RISK_ASSESSMENT>"));
         assert!(text.contains("<SECURITY>\n# Security policy"));
         let (text, _) = system_prompt(
             &kwargs(json!({"cli_mode": false, "llm_security_analyzer": true})),
             "gpt-4o",
+            None,
             &[],
         );
         assert!(text.contains("<SECURITY_RISK_ASSESSMENT>"));
@@ -521,10 +527,34 @@ mod tests {
     }
 
     #[test]
+    fn a_custom_policy_replaces_the_built_in_one() {
+        let custom = "# House rules\nEverything is HIGH.";
+        let (text, _) = system_prompt(
+            &kwargs(json!({"security_policy_filename": "/etc/policy.j2"})),
+            "gpt-4o",
+            Some(custom),
+            &[],
+        );
+        assert!(text.contains("<SECURITY>\n# House rules\nEverything is HIGH.\n</SECURITY>"));
+        assert!(!text.contains("# Security policy"));
+        let (text, _) = system_prompt(
+            &kwargs(json!({"security_policy_filename": ""})),
+            "gpt-4o",
+            Some(custom),
+            &[],
+        );
+        assert!(
+            text.contains("<SECURITY>\n</SECURITY>"),
+            "an empty name still disables it"
+        );
+    }
+
+    #[test]
     fn disabled_security_policy_leaves_the_section_empty() {
         let (text, _) = system_prompt(
             &kwargs(json!({"security_policy_filename": ""})),
             "gpt-4o",
+            None,
             &[],
         );
         assert!(text.contains("<SECURITY>\n</SECURITY>"));
@@ -533,7 +563,7 @@ mod tests {
     #[test]
     fn model_specific_blocks() {
         let important = |model: &str| {
-            let (text, _) = system_prompt(&Map::new(), model, &[]);
+            let (text, _) = system_prompt(&Map::new(), model, None, &[]);
             text.find("<IMPORTANT>").map(|at| text[at..].to_string())
         };
         assert!(important("openai/gpt-4o").is_none());
@@ -557,6 +587,7 @@ mod tests {
         let (text, _) = system_prompt(
             &kwargs(json!({"model_family": "google_gemini"})),
             "anthropic/claude-sonnet-4-5",
+            None,
             &[],
         );
         assert!(text.contains("overreach"));
@@ -567,6 +598,7 @@ mod tests {
         let (_, dynamic) = system_prompt(
             &Map::new(),
             "gpt-4o",
+            None,
             &["GITHUB_TOKEN".to_string(), "API_KEY".to_string()],
         );
         let dynamic = dynamic.unwrap();
@@ -591,6 +623,7 @@ mod tests {
         let (ours, _) = system_prompt(
             &kwargs(json!({"cli_mode": true, "llm_security_analyzer": true})),
             "anthropic/claude-sonnet-4-5-20250929",
+            None,
             &[],
         );
         // Code spans and file-name lists are identifiers, not prose.

@@ -8,6 +8,9 @@ run remotely: what each relies on the server for, through the official client.
   read that from its cached state as soon as ``send_message`` returns: the
   server may answer the POST only after its event socket wrote the state
   update, or the loop is skipped and the message never runs.
+* custom security policy (``32_configurable_security_policy``):
+  ``Agent(security_policy_filename=<absolute path>)`` puts that file's text in
+  the system prompt the LLM gets.
 * ``ask_agent`` during a run (``28_ask_agent_example``): questions asked while
   a run is in flight are answered, record nothing and leave the run alone.
 * Anthropic thinking (``22_anthropic_thinking``): the client's callbacks see
@@ -18,6 +21,8 @@ run remotely: what each relies on the server for, through the official client.
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 import threading
 import time
 from typing import Any
@@ -55,6 +60,32 @@ def confirmation_loop_flow(checks: h.Checks) -> None:
             )
         h.expect(not stale, f"send_message returned before the client saw `idle` in rounds {stale}")
         h.expect(len(h.agent_calls()) == rounds, f"{len(h.agent_calls())} agent turns for {rounds} messages")
+        conv.close()
+
+
+def security_policy_flow(checks: h.Checks) -> None:
+    with checks.check("custom security policy: the file's text reaches the system prompt"):
+        h.mock_reset([{"tool_calls": [h.finish_call("done")]}])
+        text = "# Custom Security Risk Policy\n- Escalate to **HIGH** for any external data transmission.\n"
+        with tempfile.NamedTemporaryFile("w", suffix=".j2", delete=False) as f:
+            f.write(text)
+        try:
+            tools = [Tool(name=TerminalTool.name)]
+            agent = Agent(llm=h.client_llm(), tools=tools, security_policy_filename=f.name)
+            rendered = agent.static_system_message
+            h.expect("Custom Security Risk Policy" in rendered, "the client did not render it")
+            conv = Conversation(
+                agent=agent, workspace=h.remote_workspace("workspace/examples-policy"), visualizer=None
+            )
+            conv.send_message("Create hello.py, following security best practices.")
+            conv.run()
+        finally:
+            os.unlink(f.name)
+        calls = h.agent_calls()
+        h.expect(len(calls) == 1, f"{len(calls)} agent turns")
+        system = json.dumps(calls[0]["body"]["messages"][0])
+        h.expect("Custom Security Risk Policy" in system, "the custom policy is not in the system prompt")
+        h.expect("external data transmission" in system, "the custom policy was cut")
         conv.close()
 
 
@@ -140,6 +171,7 @@ def thinking_flow(checks: h.Checks) -> None:
 
 def body(checks: h.Checks) -> None:
     confirmation_loop_flow(checks)
+    security_policy_flow(checks)
     ask_agent_flow(checks)
     thinking_flow(checks)
 
