@@ -328,7 +328,7 @@ impl Serialize for WireMessage<'_> {
             if !(with_calls && text.is_empty()) {
                 out.serialize_entry("content", &text)?;
             }
-        } else if !(with_calls && !m.content.iter().any(|p| self.keeps(p))) {
+        } else if !with_calls || m.content.iter().any(|p| self.keeps(p)) {
             out.serialize_entry("content", &Parts(self))?;
         }
         out.serialize_entry("role", m.role.as_str())?;
