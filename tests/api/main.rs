@@ -7,6 +7,7 @@ mod bash;
 mod catalog;
 mod client_flows;
 mod conversations;
+mod examples;
 mod faults;
 mod files;
 mod git;

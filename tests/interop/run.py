@@ -45,6 +45,7 @@ SCENARIOS: dict[str, tuple[Path, list[str], int]] = {
     "model-input": (HERE / "scenarios" / "context.py", [], 150),
     "hooks": (HERE / "scenarios" / "hooks.py", [], 180),
     "presets": (HERE / "scenarios" / "presets.py", [], 150),
+    "examples": (HERE / "scenarios" / "examples.py", [], 150),
 }
 
 

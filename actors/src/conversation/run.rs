@@ -239,10 +239,12 @@ impl ConversationActor {
             Value::String(agent.security_policy_filename.clone()),
         );
         let secret_names: Vec<String> = self.record.secret_sources.keys().cloned().collect();
+        let policy = custom_security_policy(&agent.security_policy_filename);
         let (prompt, dynamic) = crate::tools::prompt::system_prompt_for(
             &agent.system_prompt_filename,
             &kwargs,
             &agent.llm.model,
+            policy.as_deref(),
             &secret_names,
         );
         let mut prompt = match &agent.system_prompt {
@@ -1422,6 +1424,31 @@ impl ConversationActor {
                 "conversation {}: could not record the interrupted run: {e}",
                 self.id
             );
+        }
+    }
+}
+
+/// The agent's own security policy: `security_policy_filename` given as an
+/// absolute path (the reference includes that file in `<SECURITY>`; other
+/// names are its built-in templates). Read as plain text, not rendered as a
+/// template. Unreadable: the built-in policy, with a warning.
+fn custom_security_policy(filename: &str) -> Option<String> {
+    const MAX_POLICY_BYTES: u64 = 256 * 1024;
+    let path = std::path::Path::new(filename);
+    if !path.is_absolute() {
+        return None;
+    }
+    // Read once, before the first user message; small and bounded.
+    let read = std::fs::File::open(path).and_then(|f| {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::Read::take(f, MAX_POLICY_BYTES), &mut text)
+            .map(|_| text)
+    });
+    match read {
+        Ok(text) => Some(text),
+        Err(e) => {
+            log::warn!("security policy {filename}: {e}; using the built-in policy");
+            None
         }
     }
 }

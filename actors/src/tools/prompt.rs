@@ -20,12 +20,14 @@ use serde_json::{Map, Value};
 /// risk examples), `llm_security_analyzer` (adds `<SECURITY_RISK_ASSESSMENT>`),
 /// `security_policy_filename` (an empty string leaves `<SECURITY>` empty, as the reference
 /// does when the policy is disabled), and `model_family`/`model_variant` (override the
-/// detection from `model`). `secret_names` are the conversation's secret names; with any,
-/// the second value is a block telling the agent they are available as environment
-/// variables, otherwise it is `None`.
+/// detection from `model`). `custom_policy` is the text of the agent's own security policy
+/// file, which replaces the built-in policy in `<SECURITY>`. `secret_names` are the
+/// conversation's secret names; with any, the second value is a block telling the agent
+/// they are available as environment variables, otherwise it is `None`.
 pub fn system_prompt(
     kwargs: &Map<String, Value>,
     model: &str,
+    custom_policy: Option<&str>,
     secret_names: &[String],
 ) -> (String, Option<String>) {
     let cli_mode = kwargs.get("cli_mode").is_none_or(truthy);
@@ -61,10 +63,12 @@ pub fn system_prompt(
     ] {
         sections.push(section(tag, body));
     }
-    sections.push(section(
-        "SECURITY",
-        if security_policy { SECURITY_POLICY } else { "" },
-    ));
+    let policy = match (security_policy, custom_policy) {
+        (false, _) => "",
+        (true, Some(text)) => text,
+        (true, None) => SECURITY_POLICY,
+    };
+    sections.push(section("SECURITY", policy));
     if risk_assessment {
         let levels = if cli_mode {
             RISK_LEVELS_LOCAL
@@ -103,12 +107,13 @@ pub fn system_prompt_for(
     filename: &str,
     kwargs: &Map<String, Value>,
     model: &str,
+    custom_policy: Option<&str>,
     secret_names: &[String],
 ) -> (String, Option<String>) {
     let is_planning =
         filename == PLANNING_PROMPT_FILE || filename.ends_with(&format!("/{PLANNING_PROMPT_FILE}"));
     if !is_planning {
-        return system_prompt(kwargs, model, secret_names);
+        return system_prompt(kwargs, model, custom_policy, secret_names);
     }
     let dynamic = (!secret_names.is_empty()).then(|| secrets_block(secret_names));
     (planning_prompt(kwargs), dynamic)
@@ -603,6 +608,7 @@ mod tests {
         let (text, dynamic) = system_prompt(
             &kwargs(json!({"cli_mode": true, "llm_security_analyzer": true})),
             "anthropic/claude-sonnet-4-5-20250929",
+            None,
             &[],
         );
         assert!(text.starts_with("You are the OpenHands agent"));
@@ -616,12 +622,13 @@ mod tests {
 
     #[test]
     fn risk_assessment_only_with_the_analyzer() {
-        let (text, _) = system_prompt(&kwargs(json!({"cli_mode": true})), "gpt-4o", &[]);
+        let (text, _) = system_prompt(&kwargs(json!({"cli_mode": true})), "gpt-4o", None, &[]);
         assert!(!text.contains("<SECURITY_RISK_ASSESSMENT>"));
         assert!(text.contains("<SECURITY>\n# Security policy"));
         let (text, _) = system_prompt(
             &kwargs(json!({"cli_mode": false, "llm_security_analyzer": true})),
             "gpt-4o",
+            None,
             &[],
         );
         assert!(text.contains("<SECURITY_RISK_ASSESSMENT>"));
@@ -629,10 +636,34 @@ mod tests {
     }
 
     #[test]
+    fn a_custom_policy_replaces_the_built_in_one() {
+        let custom = "# House rules\nEverything is HIGH.";
+        let (text, _) = system_prompt(
+            &kwargs(json!({"security_policy_filename": "/etc/policy.j2"})),
+            "gpt-4o",
+            Some(custom),
+            &[],
+        );
+        assert!(text.contains("<SECURITY>\n# House rules\nEverything is HIGH.\n</SECURITY>"));
+        assert!(!text.contains("# Security policy"));
+        let (text, _) = system_prompt(
+            &kwargs(json!({"security_policy_filename": ""})),
+            "gpt-4o",
+            Some(custom),
+            &[],
+        );
+        assert!(
+            text.contains("<SECURITY>\n</SECURITY>"),
+            "an empty name still disables it"
+        );
+    }
+
+    #[test]
     fn disabled_security_policy_leaves_the_section_empty() {
         let (text, _) = system_prompt(
             &kwargs(json!({"security_policy_filename": ""})),
             "gpt-4o",
+            None,
             &[],
         );
         assert!(text.contains("<SECURITY>\n</SECURITY>"));
@@ -641,7 +672,7 @@ mod tests {
     #[test]
     fn model_specific_blocks() {
         let important = |model: &str| {
-            let (text, _) = system_prompt(&Map::new(), model, &[]);
+            let (text, _) = system_prompt(&Map::new(), model, None, &[]);
             text.find("<IMPORTANT>").map(|at| text[at..].to_string())
         };
         assert!(important("openai/gpt-4o").is_none());
@@ -665,6 +696,7 @@ mod tests {
         let (text, _) = system_prompt(
             &kwargs(json!({"model_family": "google_gemini"})),
             "anthropic/claude-sonnet-4-5",
+            None,
             &[],
         );
         assert!(text.contains("overreach"));
@@ -675,6 +707,7 @@ mod tests {
         let (_, dynamic) = system_prompt(
             &Map::new(),
             "gpt-4o",
+            None,
             &["GITHUB_TOKEN".to_string(), "API_KEY".to_string()],
         );
         let dynamic = dynamic.unwrap();
@@ -699,6 +732,7 @@ mod tests {
         let (ours, _) = system_prompt(
             &kwargs(json!({"cli_mode": true, "llm_security_analyzer": true})),
             "anthropic/claude-sonnet-4-5-20250929",
+            None,
             &[],
         );
         // Code spans and file-name lists are identifiers, not prose.
@@ -722,7 +756,8 @@ mod tests {
     fn planning_prompt_by_file_name() {
         let structure = "The plan must follow this structure exactly:\n\n1. OBJECTIVE\n   * Goal.";
         let kw = kwargs(json!({"plan_structure": structure}));
-        let (text, dynamic) = system_prompt_for("system_prompt_planning.j2", &kw, "gpt-5", &[]);
+        let (text, dynamic) =
+            system_prompt_for("system_prompt_planning.j2", &kw, "gpt-5", None, &[]);
         assert!(dynamic.is_none());
         assert!(text.starts_with("You are a planning agent"));
         assert!(text.ends_with(&format!("<PLAN_STRUCTURE>\n{structure}\n</PLAN_STRUCTURE>")));
@@ -744,9 +779,9 @@ mod tests {
         );
         assert!(text.contains(".agents_tmp/PLAN.md"));
         assert!(!text.contains("<SECURITY>"));
-        let (default, _) = system_prompt_for("system_prompt.j2", &kw, "gpt-5", &[]);
-        assert_eq!(default, system_prompt(&kw, "gpt-5", &[]).0);
-        let (abs, _) = system_prompt_for("/x/system_prompt_planning.j2", &kw, "gpt-5", &[]);
+        let (default, _) = system_prompt_for("system_prompt.j2", &kw, "gpt-5", None, &[]);
+        assert_eq!(default, system_prompt(&kw, "gpt-5", None, &[]).0);
+        let (abs, _) = system_prompt_for("/x/system_prompt_planning.j2", &kw, "gpt-5", None, &[]);
         assert_eq!(abs, text);
     }
 }
