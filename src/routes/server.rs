@@ -91,7 +91,7 @@ fn info(state: &AppState) -> serde_json::Value {
         "build_git_sha": std::env::var("OPENHANDS_BUILD_GIT_SHA").unwrap_or_else(|_| "unknown".into()),
         "build_git_ref": std::env::var("OPENHANDS_BUILD_GIT_REF").unwrap_or_else(|_| "unknown".into()),
         "python_version": "n/a (agent-server is written in Rust)",
-        "usable_tools": ["file_editor", "task_tracker", "terminal"],
+        "usable_tools": agent_actors::catalog::registered_tools(),
         "runtime_idle_timeout_seconds": idle,
         "max_foreground_terminal_timeout_seconds": idle.map(|t| t * 0.9),
         "docs": "/docs",

@@ -61,6 +61,9 @@ pub struct EventsSession {
     end: Arc<AtomicU8>,
     /// Seq of the last persisted event sent.
     last_seq: u64,
+    /// `last_seq` as told to the conversation, whose replies to requests
+    /// wait until the events they caused were written here.
+    sent: tokio::sync::watch::Sender<u64>,
     /// Replay position and end (inclusive).
     replay: Option<(u64, u64)>,
     /// The subscription's queue, read only once the replay is done.
@@ -90,6 +93,7 @@ impl EventsSession {
         let (tx, rx) = tokio::sync::mpsc::channel::<Frame>(queue);
         self.end = Arc::new(AtomicU8::new(end::NONE));
         let end_flag = self.end.clone();
+        let sent_watch = self.sent.subscribe();
         let fut = async move {
             let addr = registry
                 .send(Lookup { id, dead })
@@ -97,7 +101,11 @@ impl EventsSession {
                 .map_err(ActorError::from)??
                 .ok_or(ActorError::NotFound)?;
             let sub = addr
-                .send(Subscribe { tx, end: end_flag })
+                .send(Subscribe {
+                    tx,
+                    end: end_flag,
+                    sent: sent_watch,
+                })
                 .await
                 .map_err(ActorError::from)??;
             Ok::<(Addr<ConversationActor>, Subscribed), ActorError>((addr, sub))
@@ -215,6 +223,7 @@ impl EventsSession {
 
     /// Starts reading the subscription's queue (after the replay).
     fn go_live(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        self.sent.send_replace(self.last_seq);
         if let Some(rx) = self.live.take() {
             let stream = futures_util::stream::unfold(rx, |mut rx| async move {
                 rx.recv().await.map(|f| (f, rx))
@@ -380,6 +389,9 @@ impl StreamHandler<Frame> for EventsSession {
             self.last_seq = seq;
         }
         ctx.text(frame.text.to_string());
+        if frame.seq.is_some() {
+            self.sent.send_replace(self.last_seq);
+        }
     }
 
     fn finished(&mut self, ctx: &mut Self::Context) {
@@ -534,6 +546,7 @@ pub async fn connect(
         sub_id: None,
         end: Arc::new(AtomicU8::new(end::NONE)),
         last_seq: 0,
+        sent: tokio::sync::watch::channel(0).0,
         replay: None,
         live: None,
         last_heard: Instant::now(),

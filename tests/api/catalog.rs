@@ -28,7 +28,22 @@ async fn tools_and_redirect() {
         .iter()
         .map(|t| t.as_str().unwrap())
         .collect();
-    assert_eq!(tools, ["file_editor", "task_tracker", "terminal"]);
+    assert_eq!(
+        tools,
+        [
+            "apply_patch",
+            "edit",
+            "file_editor",
+            "glob",
+            "grep",
+            "list_directory",
+            "planning_file_editor",
+            "read_file",
+            "task_tracker",
+            "terminal",
+            "write_file"
+        ]
+    );
 
     // The redirect is answered before authentication, as in the reference.
     let r = no_redirects()

@@ -173,4 +173,21 @@ async fn ask_agent_offers_the_tools_and_asks_for_text() {
         before,
         "ask_agent recorded events"
     );
+    // The question is counted under its own LLM, as the reference counts it,
+    // and the count survives a reload of the record.
+    let (_, info) = app.get(&format!("/api/conversations/{id}")).await;
+    let usage = &info["stats"]["usage_to_metrics"];
+    assert_eq!(
+        usage["ask-agent-llm"]["token_usages"]
+            .as_array()
+            .map(Vec::len),
+        Some(1),
+        "{usage}"
+    );
+    // Two agent steps and the automatic title, all made with the agent's LLM.
+    assert_eq!(
+        usage["default"]["token_usages"].as_array().map(Vec::len),
+        Some(3),
+        "{usage}"
+    );
 }

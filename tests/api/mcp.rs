@@ -581,6 +581,18 @@ async fn servers_that_fail_at_start_refuse_the_first_message() {
     );
     assert!(text.contains("silent"), "{text}");
 
+    // A malformed config is the client's mistake: 400, naming the field.
+    let malformed = json!({"nothing": {"args": ["x"], "env": {"K": "v-secret-2"}}});
+    let id = create(&app, body(&app, &llm, malformed)).await;
+    let (status, answer) = send(id).await;
+    assert_eq!(status, 400, "{answer}");
+    let detail = answer["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("mcp_config.mcpServers['nothing']"),
+        "{detail}"
+    );
+    assert!(!detail.contains("v-secret-2"));
+
     // An initial message meets the same refusal.
     let mut b = body(&app, &llm, json!({"bad": {"command": "/nonexistent/x"}}));
     b["initial_message"] = json!({"role": "user", "content": [{"type": "text", "text": "hi"}]});

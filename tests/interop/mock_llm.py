@@ -21,9 +21,13 @@ Control routes, used by the scenarios between runs (never by the server):
   optionally with ``"delay": seconds`` (the answer starts that much later, so a
   test can act while the server waits for the LLM), ``"fail": status`` (this
   one request fails in the provider's error format) or ``"reasoning": "..."``
-  (streamed as reasoning deltas before the text, OpenAI streams only).
+  (streamed as reasoning deltas before the text, OpenAI streams only) or
+  ``"thinking": "..."`` (an Anthropic ``thinking`` block with a signature before
+  the text, JSON or streamed).
   ``"plain": "..."`` in the reset body replaces the text answered to requests
-  without tools.
+  without tools. ``"ask": "..."`` answers that text to ``ask_agent`` questions
+  (recognised by the last user message's wording) without using
+  a step, so a question asked while a run is in flight leaves its script alone.
   ``fail`` makes the next ``times`` requests (all of them when ``times`` is
   absent) fail with ``status`` in the provider's error format.
 * ``GET /_mock/requests``: every request seen since the last reset
@@ -68,6 +72,7 @@ class Script:
         self.overruns = 0
         self.serial = 0
         self.plain = TITLE_TEXT
+        self.ask: str | None = None
         self.secret_lookups = 0
 
     def reset(self, spec: dict[str, Any]) -> None:
@@ -77,6 +82,7 @@ class Script:
             self.requests = []
             self.overruns = 0
             self.plain = str(spec.get("plain") or TITLE_TEXT)
+            self.ask = spec.get("ask")
             self.secret_lookups = 0
 
     def next_id(self) -> int:
@@ -99,6 +105,8 @@ class Script:
                     return answer
             if not body.get("tools"):
                 answer = {"text": self.plain, "tool_calls": []}
+            elif self.ask is not None and is_question(body):
+                answer = {"text": self.ask, "tool_calls": []}
             elif self.steps:
                 answer = self.steps.pop(0)
                 if "fail" in answer:
@@ -120,6 +128,19 @@ class Script:
 
 
 SCRIPT = Script()
+
+
+def is_question(body: dict[str, Any]) -> bool:
+    """Whether the last user message is an ``ask_agent`` question (either wire format)."""
+    users = [m for m in body.get("messages") or [] if isinstance(m, dict) and m.get("role") == "user"]
+    if not users:
+        return False
+    content = users[-1].get("content")
+    if isinstance(content, list):
+        content = " ".join(str(b.get("text", "")) for b in content if isinstance(b, dict))
+    text = str(content)
+    # The reference wraps the question in <QUESTION>; our server words its own turn.
+    return "<QUESTION>" in text or "A side question about the work" in text
 
 
 def openai_message(answer: dict[str, Any], serial: int) -> tuple[dict[str, Any], str]:
@@ -147,6 +168,8 @@ def openai_usage() -> dict[str, Any]:
 
 def anthropic_blocks(answer: dict[str, Any], serial: int) -> tuple[list[dict[str, Any]], str]:
     blocks: list[dict[str, Any]] = []
+    if answer.get("thinking"):
+        blocks.append({"type": "thinking", "thinking": answer["thinking"], "signature": f"mock-sig-{serial}"})
     if answer.get("text"):
         blocks.append({"type": "text", "text": answer["text"]})
     for i, c in enumerate(answer.get("tool_calls") or []):
@@ -390,7 +413,15 @@ class Handler(BaseHTTPRequestHandler):
         )
         event("ping", {})
         for index, block in enumerate(blocks):
-            if block["type"] == "text":
+            if block["type"] == "thinking":
+                start = {"type": "thinking", "thinking": "", "signature": ""}
+                event("content_block_start", {"index": index, "content_block": start})
+                for part in pieces(block["thinking"]):
+                    delta = {"type": "thinking_delta", "thinking": part}
+                    event("content_block_delta", {"index": index, "delta": delta})
+                delta = {"type": "signature_delta", "signature": block["signature"]}
+                event("content_block_delta", {"index": index, "delta": delta})
+            elif block["type"] == "text":
                 event("content_block_start", {"index": index, "content_block": {"type": "text", "text": ""}})
                 for part in pieces(block["text"]):
                     event(

@@ -45,6 +45,8 @@ SCENARIOS: dict[str, tuple[Path, list[str], int]] = {
     "model-input": (HERE / "scenarios" / "context.py", [], 150),
     "hooks": (HERE / "scenarios" / "hooks.py", [], 180),
     "mcp": (HERE / "scenarios" / "mcp.py", [], 180),
+    "presets": (HERE / "scenarios" / "presets.py", [], 150),
+    "examples": (HERE / "scenarios" / "examples.py", [], 150),
 }
 
 
@@ -58,6 +60,9 @@ def preload() -> None:
     sys.path.insert(0, str(HERE))
     import openhands.sdk  # noqa: F401
     import openhands.tools.preset.default  # noqa: F401
+    import openhands.tools.preset.gemini  # noqa: F401
+    import openhands.tools.preset.gpt5  # noqa: F401
+    import openhands.tools.preset.planning  # noqa: F401
     import websockets.sync.client  # noqa: F401
     from openhands.sdk.conversation.impl import remote_conversation  # noqa: F401
 

@@ -122,7 +122,19 @@ mod tests {
         assert!(c.verified["openai"].contains(&"gpt-4o".to_string()));
         assert_eq!(
             registered_tools(),
-            vec!["file_editor", "task_tracker", "terminal"]
+            vec![
+                "apply_patch",
+                "edit",
+                "file_editor",
+                "glob",
+                "grep",
+                "list_directory",
+                "planning_file_editor",
+                "read_file",
+                "task_tracker",
+                "terminal",
+                "write_file"
+            ]
         );
     }
 }

@@ -15,7 +15,7 @@ use tokio::sync::oneshot;
 use super::hooks::{HookState, PromptVerdict};
 use super::messages::*;
 use super::persist::RecordWriter;
-use super::publisher::{Frame, Publisher, end};
+use super::publisher::{self, Frame, Publisher, end};
 use super::run::RunState;
 use super::{ActorError, ConversationRegistry, Deps, Durability};
 use crate::ids::Uuid;
@@ -27,6 +27,15 @@ use crate::store::{EncodedEvent, RecordWrite};
 use crate::time::{MonotonicClock, ParsedDateTime};
 use crate::tools::terminal::{self, TerminalSession};
 
+/// How long a reply waits for the event sockets to write the events it
+/// caused (a socket still replaying history, or a stalled one, is not
+/// waited for longer).
+const SENT_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// How long a reply gives the client, once its sockets wrote a state update,
+/// to apply it (see [`publisher::SentBarrier`]).
+const STATE_SETTLE: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// One live conversation.
 pub struct ConversationActor {
     pub(super) id: Uuid,
@@ -34,6 +43,8 @@ pub struct ConversationActor {
     pub(super) registry: Option<Addr<ConversationRegistry>>,
     pub(super) record: ConversationRecord,
     pub(super) last_seq: u64,
+    /// Seq of the last state update appended (what replies settle for).
+    state_seq: u64,
     pub(super) clock: MonotonicClock,
     pub(super) publisher: Publisher,
     flush_in_flight: bool,
@@ -67,6 +78,7 @@ impl ConversationActor {
             registry,
             record,
             last_seq: 0,
+            state_seq: 0,
             clock: MonotonicClock::default(),
             publisher: Publisher::new(0),
             flush_in_flight: false,
@@ -210,6 +222,9 @@ impl ConversationActor {
         let mut frames = Vec::with_capacity(events.len());
         for (i, e) in events.iter().enumerate() {
             let seq = self.last_seq + 1 + i as u64;
+            if matches!(e.body, EventBody::StateUpdate(_)) {
+                self.state_seq = seq;
+            }
             let json = e.to_json();
             encoded.push(EncodedEvent::new(
                 seq,
@@ -276,9 +291,16 @@ impl ConversationActor {
     }
 
     /// A reply that completes once `seq` is durable.
+    ///
+    /// It also waits (briefly) until the event sockets have written the
+    /// frames up to `seq`: see [`publisher::SentBarrier`].
     pub(super) fn when_durable(&mut self, seq: u64) -> ResponseFuture<Result<(), ActorError>> {
+        let sent = self.sent_barrier(seq);
         if self.publisher.durable() >= seq {
-            return Box::pin(async { Ok(()) });
+            return Box::pin(async move {
+                sent.wait(SENT_WAIT).await;
+                Ok(())
+            });
         }
         let (tx, rx) = oneshot::channel();
         self.waiters.push((seq, tx));
@@ -287,21 +309,28 @@ impl ConversationActor {
                 Err(ActorError::Unavailable(
                     "conversation restarted before the write was confirmed".into(),
                 ))
-            })
+            })?;
+            sent.wait(SENT_WAIT).await;
+            Ok(())
         })
     }
 
-    /// Sends `Ok` on `tx` once `seq` is durable (at once when it already is).
+    fn sent_barrier(&self, seq: u64) -> publisher::SentBarrier {
+        self.publisher
+            .sent_barrier(seq, self.state_seq, STATE_SETTLE)
+    }
+
+    /// Sends `Ok` on `tx` once `seq` is durable (at once when it already is)
+    /// and the event sockets have written it, as [`Self::when_durable`].
     pub(super) fn reply_when_durable(
         &mut self,
         seq: u64,
         tx: oneshot::Sender<Result<(), ActorError>>,
     ) {
-        if self.publisher.durable() >= seq {
-            let _ = tx.send(Ok(()));
-        } else {
-            self.waiters.push((seq, tx));
-        }
+        let reply = self.when_durable(seq);
+        actix::spawn(async move {
+            let _ = tx.send(reply.await);
+        });
     }
 
     fn resolve_waiters(&mut self, result: Result<(), ActorError>) {
@@ -493,6 +522,13 @@ impl ConversationActor {
         message_id: String,
         verdict: Option<PromptVerdict>,
     ) -> Result<u64, ActorError> {
+        if !self.record.agent_initialized
+            && let Some(error) = self.tool_setup_error()
+        {
+            // The reference sets the agent up on the first message and answers its
+            // failure (e.g. an unregistered tool) with a 500; nothing is recorded.
+            return Err(ActorError::Internal(error));
+        }
         let mut events = prelude;
         if !self.record.agent_initialized {
             events.push(self.system_prompt_event());
@@ -562,14 +598,16 @@ impl ConversationActor {
         &mut self,
         seq: u64,
     ) -> ResponseFuture<Result<(), ActorError>> {
-        if self.deps.config.durability == Durability::Relaxed {
-            return Box::pin(async { Ok(()) });
-        }
-        if self.publisher.durable() < seq {
+        if self.deps.config.durability == Durability::Relaxed || self.publisher.durable() < seq {
             return self.when_durable(seq);
         }
         let store = self.deps.store.clone();
-        Box::pin(async move { store.flush().await.map_err(ActorError::from) })
+        let sent = self.sent_barrier(seq);
+        Box::pin(async move {
+            store.flush().await.map_err(ActorError::from)?;
+            sent.wait(SENT_WAIT).await;
+            Ok(())
+        })
     }
 
     /// Saves the record without an event and replies when durable.
@@ -593,7 +631,7 @@ impl Handler<Subscribe> for ConversationActor {
         if self.publisher.subscriber_count() >= self.deps.config.max_subscribers {
             return Err(ActorError::TooManySubscribers);
         }
-        let id = self.publisher.subscribe(msg.tx, msg.end);
+        let id = self.publisher.subscribe(msg.tx, msg.end, msg.sent);
         self.last_activity = Instant::now();
         let snapshot = self.full_state_event().to_json();
         Ok(Subscribed {

@@ -92,6 +92,8 @@ pub async fn close_sessions(sessions: Vec<Arc<Session>>) {
 /// Why the servers could not be set up.
 struct SetupError {
     timeout: bool,
+    /// The config itself is malformed (a client mistake, answered 400).
+    malformed: bool,
     text: String,
 }
 
@@ -99,6 +101,7 @@ impl SetupError {
     fn failed(text: impl Into<String>) -> SetupError {
         SetupError {
             timeout: false,
+            malformed: false,
             text: text.into(),
         }
     }
@@ -184,7 +187,10 @@ async fn set_up(
                 .map(|(_, v)| v.clone())
         };
         let expanded = config::expand(&mcp_config, &lookup);
-        let servers = config::parse(&expanded).map_err(SetupError::failed)?;
+        let servers = config::parse(&expanded).map_err(|text| SetupError {
+            malformed: true,
+            ..SetupError::failed(text)
+        })?;
         let started = futures_util::future::join_all(servers.iter().map(|s| {
             let http = http.clone();
             // Without the servers' stderr: the text reaches the log, and a
@@ -235,6 +241,7 @@ async fn set_up(
             let timeout = failures.iter().all(|(_, f)| f.kind == FailureKind::Timeout);
             return Err(SetupError {
                 timeout,
+                malformed: false,
                 text: format!("{lead}: {}", reasons.join("; ")),
             });
         }
@@ -252,6 +259,7 @@ async fn set_up(
                 .unwrap_or_default();
             Err(SetupError {
                 timeout: true,
+                malformed: false,
                 text: format!(
                     "MCP tool listing timed out after {} seconds (MCP servers configured: {}). \
                      Check that the servers start and answer, or raise \
@@ -415,8 +423,12 @@ impl ConversationActor {
         message: SendMessageRequest,
     ) -> Result<ResponseFuture<Result<(), ActorError>>, SendMessageRequest> {
         let state = &self.run.tools.mcp;
-        let needed =
-            !self.record.agent_initialized && state.tools.is_none() && self.mcp_configured();
+        // An agent whose own tools cannot be set up is refused for that first,
+        // as the reference resolves them before its MCP tools.
+        let needed = !self.record.agent_initialized
+            && state.tools.is_none()
+            && self.mcp_configured()
+            && self.tool_setup_error().is_none();
         if state.waiting.is_none() && !needed {
             return Err(message);
         }
@@ -584,9 +596,15 @@ impl ConversationActor {
     fn mcp_refuse(&mut self, ctx: &mut Context<Self>, waiter: Waiter, e: &SetupError) {
         match waiter {
             // The reference's first `send_message` raises, which its
-            // server answers with a 500 carrying the text.
+            // server answers with a 500 carrying the text; a malformed
+            // config is the client's mistake, answered 400 here.
             Waiter::Message { reply, .. } => {
-                let _ = reply.send(Err(ActorError::Internal(e.text.clone())));
+                let err = if e.malformed {
+                    ActorError::BadRequest(e.text.clone())
+                } else {
+                    ActorError::Internal(e.text.clone())
+                };
+                let _ = reply.send(Err(err));
             }
             Waiter::Step { generation } => {
                 if self.run.generation == generation && self.run.active {

@@ -37,6 +37,8 @@ pub struct Subscribe {
     pub tx: mpsc::Sender<Frame>,
     /// Why the subscription ended, set by the actor.
     pub end: Arc<AtomicU8>,
+    /// Seq of the last event the socket wrote, kept up to date by the socket.
+    pub sent: tokio::sync::watch::Receiver<u64>,
 }
 
 /// Reply to [`Subscribe`].

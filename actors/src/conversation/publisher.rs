@@ -8,13 +8,16 @@
 //! frame is counted as missed (its own queue sheds the oldest events). The
 //! writer never waits for a reader. Frames that are not persisted
 //! (`full_state` snapshots, streaming deltas) keep their place in the order.
+//! Each socket reports the last seq it handed to its connection, so that the
+//! reply to a request can follow the events it caused ([`SentBarrier`]).
 //! No I/O and no actix here: the actor drives it.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 /// One text frame for subscribers.
 #[derive(Debug, Clone)]
@@ -58,6 +61,8 @@ pub struct Subscriber {
     pub tx: mpsc::Sender<Frame>,
     /// Overflow policy, with the socket's end reason or the feed's counter.
     pub on_full: OnFull,
+    /// Seq of the last frame the socket wrote (sockets only).
+    pub sent: Option<watch::Receiver<u64>>,
 }
 
 /// Outbox and subscriber list of one conversation.
@@ -163,24 +168,53 @@ impl Publisher {
         self.subscribers.len() - self.subscriber_count()
     }
 
-    /// Adds a socket subscriber; returns its id.
-    pub fn subscribe(&mut self, tx: mpsc::Sender<Frame>, end: Arc<AtomicU8>) -> u64 {
-        self.add(tx, OnFull::Close(end))
+    /// Adds a socket subscriber, which reports in `sent` the seq of each
+    /// frame it has written; returns its id.
+    pub fn subscribe(
+        &mut self,
+        tx: mpsc::Sender<Frame>,
+        end: Arc<AtomicU8>,
+        sent: watch::Receiver<u64>,
+    ) -> u64 {
+        self.add(tx, OnFull::Close(end), Some(sent))
     }
 
     /// Adds a webhook feed; frames it cannot take are counted in `missed`.
     pub fn subscribe_feed(&mut self, tx: mpsc::Sender<Frame>, missed: Arc<AtomicU64>) -> u64 {
-        self.add(tx, OnFull::Skip(missed))
+        self.add(tx, OnFull::Skip(missed), None)
     }
 
-    fn add(&mut self, tx: mpsc::Sender<Frame>, on_full: OnFull) -> u64 {
+    fn add(
+        &mut self,
+        tx: mpsc::Sender<Frame>,
+        on_full: OnFull,
+        sent: Option<watch::Receiver<u64>>,
+    ) -> u64 {
         self.next_id += 1;
         self.subscribers.push(Subscriber {
             id: self.next_id,
             tx,
             on_full,
+            sent,
         });
         self.next_id
+    }
+
+    /// The barrier for a reply to a request whose events end at `seq`;
+    /// `state_seq` is the seq of the last state update appended, which
+    /// earns the client `settle` once the sockets have written it.
+    pub fn sent_barrier(&self, seq: u64, state_seq: u64, settle: Duration) -> SentBarrier {
+        let watches: Vec<watch::Receiver<u64>> = self
+            .subscribers
+            .iter()
+            .filter_map(|s| s.sent.clone())
+            .collect();
+        let unsent_state = state_seq <= seq && watches.iter().any(|w| *w.borrow() < state_seq);
+        SentBarrier {
+            watches,
+            seq,
+            settle: unsent_state.then_some(settle),
+        }
     }
 
     /// Removes a subscriber.
@@ -204,6 +238,37 @@ impl Publisher {
     }
 }
 
+/// What a reply waits for before it goes out, so that it reaches the client
+/// after the events it caused.
+///
+/// The client reads state such as `execution_status` from what its socket
+/// delivered, and applies each frame on another thread: a reply that
+/// overtakes a state update lets it read stale state (the reference writes
+/// the events well before its reply). So the reply waits until every socket
+/// has written the frames up to `seq` (or went away), for at most `limit`,
+/// and when a state update was among them, `settle` longer for the client to
+/// apply it. A lagging socket is not waited for past `limit`; nothing here
+/// slows the writer.
+#[derive(Debug)]
+pub struct SentBarrier {
+    watches: Vec<watch::Receiver<u64>>,
+    seq: u64,
+    settle: Option<Duration>,
+}
+
+impl SentBarrier {
+    /// Waits as described on [`SentBarrier`].
+    pub async fn wait(self, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        for mut w in self.watches {
+            let _ = tokio::time::timeout_at(deadline, w.wait_for(|s| *s >= self.seq)).await;
+        }
+        if let Some(settle) = self.settle {
+            tokio::time::sleep(settle).await;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,7 +284,7 @@ mod tests {
     fn frames_wait_for_durability_in_order() {
         let mut p = Publisher::new(0);
         let (tx, mut rx) = mpsc::channel(10);
-        p.subscribe(tx, Arc::new(AtomicU8::new(0)));
+        p.subscribe(tx, Arc::new(AtomicU8::new(0)), watch::channel(0).1);
         p.push(f(Some(1), "a"));
         p.push(f(None, "snap"));
         p.push(f(Some(2), "b"));
@@ -240,8 +305,8 @@ mod tests {
         let (slow_tx, _slow_rx) = mpsc::channel(1);
         let (fast_tx, mut fast_rx) = mpsc::channel(10);
         let slow_end = Arc::new(AtomicU8::new(0));
-        p.subscribe(slow_tx, slow_end.clone());
-        p.subscribe(fast_tx, Arc::new(AtomicU8::new(0)));
+        p.subscribe(slow_tx, slow_end.clone(), watch::channel(0).1);
+        p.subscribe(fast_tx, Arc::new(AtomicU8::new(0)), watch::channel(0).1);
         for i in 1..=3 {
             p.push(f(Some(i), "e"));
             p.mark_durable(i);
@@ -260,7 +325,7 @@ mod tests {
         let missed = Arc::new(AtomicU64::new(0));
         p.subscribe_feed(feed_tx, missed.clone());
         let (sock_tx, _sock_rx) = mpsc::channel(10);
-        p.subscribe(sock_tx, Arc::new(AtomicU8::new(0)));
+        p.subscribe(sock_tx, Arc::new(AtomicU8::new(0)), watch::channel(0).1);
         assert_eq!((p.subscriber_count(), p.feed_count()), (1, 1));
         for i in 1..=3 {
             p.push(f(Some(i), "e"));
@@ -274,5 +339,58 @@ mod tests {
         p.close_all(end::DELETED);
         assert!(feed_rx.try_recv().is_err());
         assert!(feed_rx.is_closed());
+    }
+
+    #[tokio::test]
+    async fn a_reply_waits_for_each_socket_but_not_forever() {
+        let mut p = Publisher::new(0);
+        let (fast, fast_rx) = watch::channel(0u64);
+        let (gone, gone_rx) = watch::channel(0u64);
+        drop(gone);
+        p.subscribe(
+            mpsc::channel(4).0,
+            Arc::new(AtomicU8::new(0)),
+            fast_rx.clone(),
+        );
+        p.subscribe(mpsc::channel(4).0, Arc::new(AtomicU8::new(0)), gone_rx);
+        p.subscribe_feed(mpsc::channel(4).0, Arc::new(AtomicU64::new(0)));
+        let barrier = p.sent_barrier(5, 4, Duration::from_millis(30));
+        assert!(
+            barrier.settle.is_some(),
+            "a state update not yet written earns the settle time"
+        );
+        assert_eq!(barrier.watches.len(), 2, "feeds are not waited for");
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            fast.send_replace(5);
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        });
+        let t = tokio::time::Instant::now();
+        barrier.wait(Duration::from_secs(2)).await;
+        assert!(*fast_rx.borrow() >= 5);
+        let took = t.elapsed();
+        assert!(
+            took >= Duration::from_millis(50),
+            "written, then settled: {took:?}"
+        );
+        assert!(
+            took < Duration::from_secs(1),
+            "a closed socket is not waited for: {took:?}"
+        );
+
+        let mut p = Publisher::new(0);
+        let (_lagging, lagging_rx) = watch::channel(7u64);
+        p.subscribe(mpsc::channel(4).0, Arc::new(AtomicU8::new(0)), lagging_rx);
+        let barrier = p.sent_barrier(9, 3, Duration::from_secs(5));
+        assert!(
+            barrier.settle.is_none(),
+            "the state update was already written"
+        );
+        let t = tokio::time::Instant::now();
+        barrier.wait(Duration::from_millis(50)).await;
+        assert!(
+            t.elapsed() < Duration::from_millis(500),
+            "a lagging socket is waited for at most the limit"
+        );
     }
 }

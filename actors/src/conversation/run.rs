@@ -39,11 +39,13 @@ use crate::model::event::Message;
 use crate::model::event::*;
 use crate::model::llm::Llm;
 use crate::model::stats::CallUsage;
-use crate::tools::catalog::{self, ParsedCall};
+use crate::tools::catalog::{self, ParsedCall, ToolContext};
 use crate::tools::content::Content;
 use crate::tools::file_editor::FileEditor;
+use crate::tools::planning::{self, PlanningEditor};
 use crate::tools::task_tracker::TaskTracker;
 use crate::tools::terminal::{self, TerminalConfig, TerminalSession};
+use crate::tools::{apply_patch, gemini, search};
 
 /// One action waiting for execution.
 #[derive(Debug, Clone)]
@@ -68,6 +70,10 @@ pub struct Tools {
     terminal: Option<Addr<TerminalSession>>,
     editor: Option<FileEditor>,
     tracker: Option<TaskTracker>,
+    /// The planning agent's editor (taken while one of its actions runs).
+    planning: Option<PlanningEditor>,
+    /// The planning agent's plan file, once worked out for this actor's life.
+    plan: Option<PathBuf>,
 }
 
 /// Run state of one conversation.
@@ -176,13 +182,60 @@ impl ConversationActor {
         }
     }
 
+    /// The tools the LLM is offered, in the agent's order: its own tools that this
+    /// server implements and `filter_tools_regex` keeps (matched at the start of the
+    /// name, as the reference does), then the built-ins.
     pub(super) fn tool_names(&self) -> Vec<String> {
-        self.record
-            .agent
+        let agent = &self.record.agent;
+        let filter = agent
+            .filter_tools_regex
+            .as_deref()
+            .and_then(|re| regex::Regex::new(&format!("^(?:{re})")).ok());
+        let own: Vec<&str> = agent.tools.iter().map(|t| t.name.as_str()).collect();
+        agent
             .tool_names()
             .into_iter()
             .filter(|n| catalog::TOOL_NAMES.contains(&n.as_str()))
+            .filter(|n| !own.contains(&n.as_str()) || filter.as_ref().is_none_or(|f| f.is_match(n)))
             .collect()
+    }
+
+    /// Why the agent's tools cannot be set up (the reference's `init_state` failing), as
+    /// the exception text the first message is answered with.
+    pub(super) fn tool_setup_error(&self) -> Option<String> {
+        let tools: Vec<(&str, &serde_json::Map<String, Value>)> = self
+            .record
+            .agent
+            .tools
+            .iter()
+            .map(|t| (t.name.as_str(), &t.params))
+            .collect();
+        catalog::tool_setup_error(&tools)
+    }
+
+    /// The planning agent's plan file, worked out once per actor life; `None` when the
+    /// agent has no `planning_file_editor`.
+    fn plan_path(&mut self) -> Option<PathBuf> {
+        if let Some(p) = &self.run.tools.plan {
+            return Some(p.clone());
+        }
+        let tool = self
+            .record
+            .agent
+            .tools
+            .iter()
+            .find(|t| t.name == "planning_file_editor")?;
+        let path = planning::plan_path(&tool.params, &self.working_dir());
+        self.run.tools.plan = Some(path.clone());
+        // Like the reference, which sets its tools up again whenever a conversation
+        // is loaded, the plan file is created (if missing) once per actor life.
+        let plan = path.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = planning::ensure_plan_file(&plan) {
+                log::warn!("could not create the plan file {}: {e}", plan.display());
+            }
+        });
+        Some(path)
     }
 
     /// The `SystemPromptEvent` emitted before the first user message.
@@ -194,8 +247,14 @@ impl ConversationActor {
             Value::String(agent.security_policy_filename.clone()),
         );
         let secret_names: Vec<String> = self.record.secret_sources.keys().cloned().collect();
-        let (prompt, dynamic) =
-            crate::tools::prompt::system_prompt(&kwargs, &agent.llm.model, &secret_names);
+        let policy = custom_security_policy(&agent.security_policy_filename);
+        let (prompt, dynamic) = crate::tools::prompt::system_prompt_for(
+            &agent.system_prompt_filename,
+            &kwargs,
+            &agent.llm.model,
+            policy.as_deref(),
+            &secret_names,
+        );
         let mut prompt = match &agent.system_prompt {
             Some(inline) if !inline.is_empty() => inline.clone(),
             _ => prompt,
@@ -204,13 +263,16 @@ impl ConversationActor {
             prompt.push_str("\n\n");
             prompt.push_str(&extra);
         }
+        let vision = vision(&agent.llm);
         let names = self.tool_names();
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        let tools = catalog::tool_definitions(
-            &refs,
-            &self.record.workspace.working_dir,
-            vision(&agent.llm),
-        );
+        let plan = self.plan_path().map(|p| p.to_string_lossy().into_owned());
+        let ctx = ToolContext {
+            working_dir: &self.record.workspace.working_dir,
+            vision,
+            plan_path: plan.as_deref(),
+        };
+        let tools = catalog::tool_definitions_in(&refs, &ctx);
         let tools = self.with_mcp_definitions(tools);
         self.new_event(
             Source::Agent,
@@ -284,19 +346,58 @@ impl ConversationActor {
             ),
             ChatMessage::user(truncate_chars(&text, 2000)),
         ];
+        let usage_id = cfg.usage_id.clone();
         ctx.spawn(
             async move { llm::ask(&http, &cfg, &messages, &[]).await }
                 .into_actor(self)
                 .map(move |res, act, ctx| {
                     let title = match res {
-                        Ok(r) if !r.content.trim().is_empty() => {
-                            truncate_title(r.content.trim().trim_matches('"'))
+                        Ok(r) => {
+                            // The agent's LLM made the call: it counts in its usage.
+                            let call = act.call_usage(&r);
+                            act.writer
+                                .record_call(&mut act.record.stats, &usage_id, call);
+                            if r.content.trim().is_empty() {
+                                fallback
+                            } else {
+                                truncate_title(r.content.trim().trim_matches('"'))
+                            }
                         }
-                        _ => fallback,
+                        Err(_) => fallback,
                     };
                     act.set_title(ctx, title);
                 }),
         );
+    }
+
+    /// The usage entry of one LLM call made with the agent's LLM.
+    fn call_usage(&self, r: &llm::LlmResponse) -> CallUsage {
+        let llm_cfg = &self.record.agent.llm;
+        CallUsage {
+            model: llm_cfg.model.clone(),
+            response_id: r.id.clone(),
+            prompt_tokens: r.usage.prompt_tokens,
+            completion_tokens: r.usage.completion_tokens,
+            cache_read_tokens: r.usage.cache_read_tokens,
+            cache_write_tokens: r.usage.cache_write_tokens,
+            reasoning_tokens: r.usage.reasoning_tokens,
+            context_window: llm_cfg.max_input_tokens.unwrap_or(0).max(0) as u64,
+            cost: r.cost,
+            latency: r.latency.as_secs_f64(),
+            timestamp: crate::time::now_epoch_f64(),
+        }
+    }
+
+    /// Counts a call made beside the agent loop (no event is recorded; the
+    /// usage is stored with the record).
+    fn count_side_call(&mut self, ctx: &mut Context<Self>, usage_id: &str, r: &llm::LlmResponse) {
+        if self.gone {
+            return;
+        }
+        let call = self.call_usage(r);
+        self.writer
+            .record_call(&mut self.record.stats, usage_id, call);
+        let _ = self.append(ctx, vec![], true);
     }
 
     fn set_title(&mut self, ctx: &mut Context<Self>, title: String) {
@@ -304,6 +405,8 @@ impl ConversationActor {
             return;
         }
         self.record.title = Some(title);
+        // The reference stamps the conversation when its title is set.
+        self.record.updated_at = crate::time::now_utc();
         let _ = self.append(ctx, vec![], true);
     }
 
@@ -379,6 +482,16 @@ impl ConversationActor {
     }
 
     fn start_run(&mut self, ctx: &mut Context<Self>) {
+        if !self.record.agent_initialized
+            && let Some(error) = self.tool_setup_error()
+        {
+            // The reference's run fails while setting the agent up, before any status
+            // change; it only logs the error and publishes the state.
+            log::warn!("conversation {}: cannot start the agent: {error}", self.id);
+            let snap = self.full_state_event();
+            self.publish_ephemeral(snap);
+            return;
+        }
         let finished = self.record.execution_status == ExecutionStatus::Finished;
         if finished && !self.finished_run_has_hooks() {
             // A finished conversation stays finished until a new message.
@@ -591,12 +704,15 @@ impl ConversationActor {
         });
         if !current {
             let cfg = LlmConfig::from_json(&llm.to_value())?;
+            let llm = llm.clone();
+            let working_dir = working_dir.clone();
+            let tools = self.llm_tools();
             self.run.llm_setup = Some(LlmSetup {
-                llm: llm.clone(),
+                llm,
                 tool_names,
-                working_dir: working_dir.clone(),
+                working_dir,
                 cfg: Arc::new(cfg),
-                tools: Arc::new(self.llm_tools()),
+                tools: Arc::new(tools),
             });
         }
         let setup = self.run.llm_setup.as_ref().expect("set above");
@@ -604,21 +720,23 @@ impl ConversationActor {
     }
 
     /// The tool definitions offered to the LLM.
-    fn llm_tools(&self) -> Vec<ToolSpec> {
+    fn llm_tools(&mut self) -> Vec<ToolSpec> {
         let names = self.tool_names();
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        let specs = catalog::tool_specs(
-            &refs,
-            &self.record.workspace.working_dir,
-            vision(&self.record.agent.llm),
-        )
-        .into_iter()
-        .map(|t| ToolSpec {
-            name: t.name,
-            description: t.description,
-            parameters: t.parameters,
-        })
-        .collect();
+        let plan = self.plan_path().map(|p| p.to_string_lossy().into_owned());
+        let ctx = ToolContext {
+            working_dir: &self.record.workspace.working_dir,
+            vision: vision(&self.record.agent.llm),
+            plan_path: plan.as_deref(),
+        };
+        let specs = catalog::tool_specs_in(&refs, &ctx)
+            .into_iter()
+            .map(|t| ToolSpec {
+                name: t.name,
+                description: t.description,
+                parameters: t.parameters,
+            })
+            .collect();
         self.with_mcp_specs(specs)
     }
 
@@ -648,21 +766,8 @@ impl ConversationActor {
     }
 
     fn stats_event(&mut self, r: &llm::LlmResponse) -> Event {
-        let llm_cfg = &self.record.agent.llm;
-        let call = CallUsage {
-            model: llm_cfg.model.clone(),
-            response_id: r.id.clone(),
-            prompt_tokens: r.usage.prompt_tokens,
-            completion_tokens: r.usage.completion_tokens,
-            cache_read_tokens: r.usage.cache_read_tokens,
-            cache_write_tokens: r.usage.cache_write_tokens,
-            reasoning_tokens: r.usage.reasoning_tokens,
-            context_window: llm_cfg.max_input_tokens.unwrap_or(0).max(0) as u64,
-            cost: r.cost,
-            latency: r.latency.as_secs_f64(),
-            timestamp: crate::time::now_epoch_f64(),
-        };
-        let usage_id = llm_cfg.usage_id.clone();
+        let call = self.call_usage(r);
+        let usage_id = self.record.agent.llm.usage_id.clone();
         self.writer
             .record_call(&mut self.record.stats, &usage_id, call);
         let snap = self.record.stats.to_snapshot_value();
@@ -971,6 +1076,62 @@ impl ConversationActor {
                 );
                 self.run.handle = Some(handle);
             }
+            "planning_file_editor" => {
+                let plan = self.plan_path().unwrap_or_default();
+                let (mut editor, fresh) = match self.run.tools.planning.take() {
+                    Some(e) if e.plan() == plan => (e, false),
+                    _ => (PlanningEditor::new(plan), true),
+                };
+                let cwd = self.working_dir();
+                let handle = ctx.spawn(
+                    async move {
+                        tokio::task::spawn_blocking(move || {
+                            // The file is created when the agent starts; a first use
+                            // must not race that.
+                            if fresh {
+                                let _ = planning::ensure_plan_file(editor.plan());
+                            }
+                            let obs = editor.execute(&action, &cwd);
+                            (editor, obs)
+                        })
+                        .await
+                    }
+                    .into_actor(self)
+                    .map(move |res, act, ctx| {
+                        let outcome = match res {
+                            Ok((editor, obs)) => {
+                                act.run.tools.planning = Some(editor);
+                                Ok(obs)
+                            }
+                            Err(e) => {
+                                Err(format!("Error executing tool 'planning_file_editor': {e}"))
+                            }
+                        };
+                        if act.run.generation == generation && act.run.active {
+                            act.finish_action(ctx, &p, outcome);
+                        }
+                    }),
+                );
+                self.run.handle = Some(handle);
+            }
+            "apply_patch" | "read_file" | "write_file" | "edit" | "list_directory" | "glob"
+            | "grep" => {
+                // The Gemini file tools take relative paths from the working directory
+                // as the client gave it (the process directory is the same); the others
+                // resolve it.
+                let given = PathBuf::from(&self.record.workspace.working_dir);
+                let cwd = self.working_dir();
+                let tool = p.tool_name.clone();
+                self.run_blocking(ctx, p, generation, move || match tool.as_str() {
+                    "apply_patch" => apply_patch::apply(&action, &cwd),
+                    "read_file" => Ok(gemini::read_file(&action, &given)),
+                    "write_file" => Ok(gemini::write_file(&action, &given)),
+                    "edit" => Ok(gemini::edit(&action, &given)),
+                    "list_directory" => Ok(gemini::list_directory(&action, &given)),
+                    "glob" => Ok(search::glob(&action, &cwd)),
+                    _ => Ok(search::grep(&action, &cwd)),
+                });
+            }
             "terminal" => {
                 let addr = self.terminal();
                 let sources = self.record.secret_sources.clone();
@@ -1002,6 +1163,33 @@ impl ConversationActor {
                 self.finish_action(ctx, &p, Err(msg));
             }
         }
+    }
+
+    /// Runs a stateless tool on a blocking thread and records its outcome: the
+    /// observation, or (`Err`) the reference's `Error executing tool '<name>': …` result.
+    fn run_blocking(
+        &mut self,
+        ctx: &mut Context<Self>,
+        p: PendingAction,
+        generation: u64,
+        job: impl FnOnce() -> Result<Value, String> + Send + 'static,
+    ) {
+        let handle = ctx.spawn(
+            async move { tokio::task::spawn_blocking(job).await }
+                .into_actor(self)
+                .map(move |res, act, ctx| {
+                    if act.run.generation != generation || !act.run.active {
+                        return;
+                    }
+                    let outcome = match res {
+                        Ok(Ok(obs)) => Ok(obs),
+                        Ok(Err(e)) => Err(format!("Error executing tool '{}': {e}", p.tool_name)),
+                        Err(e) => Err(format!("Error executing tool '{}': {e}", p.tool_name)),
+                    };
+                    act.finish_action(ctx, &p, outcome);
+                }),
+        );
+        self.run.handle = Some(handle);
     }
 
     fn terminal(&mut self) -> Addr<TerminalSession> {
@@ -1259,7 +1447,35 @@ impl ConversationActor {
     }
 }
 
+/// The agent's own security policy: `security_policy_filename` given as an
+/// absolute path (the reference includes that file in `<SECURITY>`; other
+/// names are its built-in templates). Read as plain text, not rendered as a
+/// template. Unreadable: the built-in policy, with a warning.
+fn custom_security_policy(filename: &str) -> Option<String> {
+    const MAX_POLICY_BYTES: u64 = 256 * 1024;
+    let path = std::path::Path::new(filename);
+    if !path.is_absolute() {
+        return None;
+    }
+    // Read once, before the first user message; small and bounded.
+    let read = std::fs::File::open(path).and_then(|f| {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::Read::take(f, MAX_POLICY_BYTES), &mut text)
+            .map(|_| text)
+    });
+    match read {
+        Ok(text) => Some(text),
+        Err(e) => {
+            log::warn!("security policy {filename}: {e}; using the built-in policy");
+            None
+        }
+    }
+}
+
 /// The user turn of an `ask_agent` question.
+/// The usage id the reference gives the LLM that answers `ask_agent`.
+const ASK_AGENT_USAGE: &str = "ask-agent-llm";
+
 fn ask_prompt(question: &str) -> String {
     format!(
         "A side question about the work in this conversation so far; answer it from what \
@@ -1459,17 +1675,17 @@ impl Handler<RespondToConfirmation> for ConversationActor {
 }
 
 impl Handler<AskAgent> for ConversationActor {
-    type Result = ResponseFuture<Result<String, ActorError>>;
+    type Result = ResponseActFuture<Self, Result<String, ActorError>>;
 
     fn handle(&mut self, msg: AskAgent, _ctx: &mut Context<Self>) -> Self::Result {
         if let Err(e) = self.gone_guard() {
-            return Box::pin(async move { Err(e) });
+            return Box::pin(fut::ready(Err(e)));
         }
         let mut cfg = match LlmConfig::from_json(&self.record.agent.llm.to_value()) {
             Ok(c) => c,
-            Err(e) => return Box::pin(async move { Err(ActorError::BadRequest(e.detail())) }),
+            Err(e) => return Box::pin(fut::ready(Err(ActorError::BadRequest(e.detail())))),
         };
-        cfg.usage_id = "ask-agent-llm".into();
+        cfg.usage_id = ASK_AGENT_USAGE.into();
         // The tools are offered because providers refuse a history holding
         // tool calls without their definitions; the prompt asks for text.
         let tools = self.llm_tools();
@@ -1477,15 +1693,22 @@ impl Handler<AskAgent> for ConversationActor {
         self.release_view_when_idle();
         messages.push(ChatMessage::user(ask_prompt(&msg.question)));
         let http = self.deps.http.clone();
-        Box::pin(async move {
-            let r = llm::ask(&http, &cfg, &messages, &tools)
-                .await
-                .map_err(|e| ActorError::Upstream(format!("{}: {}", e.code(), e.detail())))?;
-            if r.content.trim().is_empty() {
-                return Err(ActorError::Upstream("Failed to generate summary".into()));
-            }
-            Ok(r.content)
-        })
+        Box::pin(
+            async move { llm::ask(&http, &cfg, &messages, &tools).await }
+                .into_actor(self)
+                .map(|res, act, ctx| {
+                    let r = res.map_err(|e| {
+                        ActorError::Upstream(format!("{}: {}", e.code(), e.detail()))
+                    })?;
+                    // The reference counts the question under its own LLM
+                    // (`ask-agent-llm`) and records no event.
+                    act.count_side_call(ctx, ASK_AGENT_USAGE, &r);
+                    if r.content.trim().is_empty() {
+                        return Err(ActorError::Upstream("Failed to generate summary".into()));
+                    }
+                    Ok(r.content)
+                }),
+        )
     }
 }
 

@@ -3,8 +3,11 @@
 //! `SystemPromptEvent`, and the conversion of an LLM tool call into a validated Action
 //! (contract §3.1, §3.2, §2.3).
 //!
-//! The five default tools are `terminal`, `file_editor`, `task_tracker`, `finish` and
-//! `think`, always listed in that order. Descriptions are our own wording; the parameter
+//! The tools are the default agent's (`terminal`, `file_editor`, `task_tracker`, and the
+//! built-ins `finish` and `think`) and those the openhands-tools presets add
+//! (`apply_patch`; `read_file`, `write_file`, `edit`, `list_directory`; `glob`, `grep`,
+//! `planning_file_editor`), offered in the order the agent lists them, built-ins last.
+//! Descriptions are our own wording; the parameter
 //! names, types, enums and `required` sets match the reference exactly, because LLM
 //! prompts and clients depend on them. Parsing reproduces the reference's normalization
 //! (aliases, typo fixes, `file_editor` command inference, JSON-encoded lists) and its
@@ -21,8 +24,33 @@ use serde_json::{Map, Number, Value, json};
 
 use crate::tools::content::Content;
 
-/// The default tools, in the order the LLM sees them.
-pub const TOOL_NAMES: [&str; 5] = ["terminal", "file_editor", "task_tracker", "finish", "think"];
+/// Every tool this server implements: the default agent's, then the presets'.
+pub const TOOL_NAMES: [&str; 13] = [
+    "terminal",
+    "file_editor",
+    "task_tracker",
+    "apply_patch",
+    "read_file",
+    "write_file",
+    "edit",
+    "list_directory",
+    "glob",
+    "grep",
+    "planning_file_editor",
+    "finish",
+    "think",
+];
+
+/// Tools the reference registers that this server does not provide (browser, sub-agents,
+/// consultation). An agent naming one gets it silently left out, so agents built with
+/// browser-enabled presets keep working; any other unknown name is refused.
+pub const UNPROVIDED_TOOLS: [&str; 5] = [
+    "browser_tool_set",
+    "task_tool_set",
+    "task",
+    "tom_consult",
+    "sleeptime_compute",
+];
 
 /// The four values of `security_risk`, as the LLM may send them.
 pub const SECURITY_RISKS: [&str; 4] = ["UNKNOWN", "LOW", "MEDIUM", "HIGH"];
@@ -64,7 +92,7 @@ impl ToolSchema {
     }
 }
 
-/// Static facts about one default tool (contract §2.3 table).
+/// Static facts about one tool (contract §2.3 table, and the presets' definitions).
 struct ToolMeta {
     name: &'static str,
     tool_kind: &'static str,
@@ -75,9 +103,35 @@ struct ToolMeta {
     destructive: bool,
     idempotent: bool,
     open_world: bool,
+    /// `meta` is `{"workspace_root": <working dir>}` (the Gemini file tools) rather than null.
+    workspace_meta: bool,
 }
 
-const TOOLS: [ToolMeta; 5] = [
+const fn tool(
+    name: &'static str,
+    tool_kind: &'static str,
+    action_type: &'static str,
+    observation_type: &'static str,
+    title: Option<&'static str>,
+    // read_only, destructive, idempotent, open_world
+    hints: [bool; 4],
+    workspace_meta: bool,
+) -> ToolMeta {
+    ToolMeta {
+        name,
+        tool_kind,
+        action_type,
+        observation_type,
+        title,
+        read_only: hints[0],
+        destructive: hints[1],
+        idempotent: hints[2],
+        open_world: hints[3],
+        workspace_meta,
+    }
+}
+
+const TOOLS: [ToolMeta; 13] = [
     ToolMeta {
         name: "terminal",
         tool_kind: "TerminalTool",
@@ -88,6 +142,7 @@ const TOOLS: [ToolMeta; 5] = [
         destructive: true,
         idempotent: false,
         open_world: true,
+        workspace_meta: false,
     },
     ToolMeta {
         name: "file_editor",
@@ -99,6 +154,7 @@ const TOOLS: [ToolMeta; 5] = [
         destructive: true,
         idempotent: false,
         open_world: false,
+        workspace_meta: false,
     },
     ToolMeta {
         name: "task_tracker",
@@ -110,6 +166,7 @@ const TOOLS: [ToolMeta; 5] = [
         destructive: false,
         idempotent: true,
         open_world: false,
+        workspace_meta: false,
     },
     ToolMeta {
         name: "finish",
@@ -121,6 +178,7 @@ const TOOLS: [ToolMeta; 5] = [
         destructive: false,
         idempotent: true,
         open_world: false,
+        workspace_meta: false,
     },
     ToolMeta {
         name: "think",
@@ -132,15 +190,89 @@ const TOOLS: [ToolMeta; 5] = [
         destructive: false,
         idempotent: true,
         open_world: false,
+        workspace_meta: false,
     },
+    tool(
+        "apply_patch",
+        "ApplyPatchTool",
+        "ApplyPatchAction",
+        "ApplyPatchObservation",
+        Some("apply_patch"),
+        [false, true, false, false],
+        false,
+    ),
+    tool(
+        "read_file",
+        "ReadFileTool",
+        "ReadFileAction",
+        "ReadFileObservation",
+        Some("read_file"),
+        [true, false, true, false],
+        true,
+    ),
+    tool(
+        "write_file",
+        "WriteFileTool",
+        "WriteFileAction",
+        "WriteFileObservation",
+        Some("write_file"),
+        [false, true, false, false],
+        true,
+    ),
+    tool(
+        "edit",
+        "EditTool",
+        "EditAction",
+        "EditObservation",
+        Some("edit"),
+        [false, true, false, false],
+        true,
+    ),
+    tool(
+        "list_directory",
+        "ListDirectoryTool",
+        "ListDirectoryAction",
+        "ListDirectoryObservation",
+        Some("list_directory"),
+        [true, false, true, false],
+        false,
+    ),
+    tool(
+        "glob",
+        "GlobTool",
+        "GlobAction",
+        "GlobObservation",
+        Some("glob"),
+        [true, false, true, false],
+        false,
+    ),
+    tool(
+        "grep",
+        "GrepTool",
+        "GrepAction",
+        "GrepObservation",
+        Some("grep"),
+        [true, false, true, false],
+        false,
+    ),
+    tool(
+        "planning_file_editor",
+        "PlanningFileEditorTool",
+        "PlanningFileEditorAction",
+        "PlanningFileEditorObservation",
+        Some("planning_file_editor"),
+        [false, false, false, false],
+        false,
+    ),
 ];
 
 fn meta(name: &str) -> Option<&'static ToolMeta> {
     TOOLS.iter().find(|t| t.name == name)
 }
 
-/// Whether `name` is a read-only default tool (`finish`, `think`): such tools get no
-/// `security_risk` parameter and their actions always record `UNKNOWN` risk.
+/// Whether `name` is a read-only tool (`finish`, `think`, `read_file`, `list_directory`,
+/// `glob`, `grep`): such tools get no `security_risk` parameter and their actions always
+/// record `UNKNOWN` risk.
 pub fn is_read_only(name: &str) -> bool {
     meta(name).is_some_and(|m| m.read_only)
 }
@@ -483,12 +615,47 @@ pub(crate) fn decode_arguments(raw: &str) -> Result<Map<String, Value>, String> 
     Ok(args)
 }
 
-fn schema_for(name: &str, working_dir: &str, vision: bool) -> Option<ToolSchema> {
+/// What a tool's description and definition depend on besides its name.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ToolContext<'a> {
+    /// The conversation's working directory as the client gave it (e.g.
+    /// `workspace/project`); descriptions show it verbatim.
+    pub working_dir: &'a str,
+    /// Whether the LLM reads images (adds the file editor's image line).
+    pub vision: bool,
+    /// The planning agent's plan file (absolute); descriptions fall back to
+    /// `<working_dir>/.agents_tmp/PLAN.md` when it is not known.
+    pub plan_path: Option<&'a str>,
+}
+
+impl<'a> ToolContext<'a> {
+    /// A context without a plan path.
+    pub fn new(working_dir: &'a str, vision: bool) -> Self {
+        Self {
+            working_dir,
+            vision,
+            plan_path: None,
+        }
+    }
+}
+
+/// The file editor's guidance without its working-directory lines, for the planning editor.
+fn file_editor_guidance() -> String {
+    let full = file_editor_description("", false);
+    match full.find("\n\nYour workspace is:") {
+        Some(i) => full[..i].to_string(),
+        None => full,
+    }
+}
+
+fn schema_for(name: &str, ctx: &ToolContext<'_>) -> Option<ToolSchema> {
+    use crate::tools::preset_schemas as ps;
     let m = meta(name)?;
+    let wd = ctx.working_dir;
     let (description, own, required): (String, Value, &[&str]) = match name {
         "terminal" => (terminal_description(), terminal_properties(), &["command"]),
         "file_editor" => (
-            file_editor_description(working_dir, vision),
+            file_editor_description(wd, ctx.vision),
             file_editor_properties(),
             &["command", "path"],
         ),
@@ -497,6 +664,52 @@ fn schema_for(name: &str, working_dir: &str, vision: bool) -> Option<ToolSchema>
             task_tracker_properties(),
             &[],
         ),
+        "apply_patch" => (
+            ps::apply_patch_description(),
+            ps::apply_patch_properties(),
+            &["patch"],
+        ),
+        "read_file" => (
+            ps::read_file_description(wd),
+            ps::read_file_properties(),
+            &["file_path"],
+        ),
+        "write_file" => (
+            ps::write_file_description(wd),
+            ps::write_file_properties(),
+            &["file_path", "content"],
+        ),
+        "edit" => (
+            ps::edit_description(wd),
+            ps::edit_properties(),
+            &["file_path", "old_string", "new_string"],
+        ),
+        "list_directory" => (
+            ps::list_directory_description(wd),
+            ps::list_directory_properties(),
+            &[],
+        ),
+        "glob" => (
+            ps::glob_description(wd),
+            ps::glob_properties(),
+            &["pattern"],
+        ),
+        "grep" => (
+            ps::grep_description(wd),
+            ps::grep_properties(),
+            &["pattern"],
+        ),
+        "planning_file_editor" => {
+            let plan = ctx
+                .plan_path
+                .map(str::to_string)
+                .unwrap_or_else(|| crate::tools::planning::default_plan_display(wd));
+            (
+                ps::planning_file_editor_description(&file_editor_guidance(), wd, &plan),
+                file_editor_properties(),
+                &["command", "path"],
+            )
+        }
         "finish" => (
             FINISH_DESCRIPTION.to_string(),
             finish_properties(),
@@ -516,24 +729,45 @@ fn schema_for(name: &str, working_dir: &str, vision: bool) -> Option<ToolSchema>
     })
 }
 
-/// The tools offered to the LLM for the given tool names, in the canonical order
-/// (`terminal`, `file_editor`, `task_tracker`, `finish`, `think`); names that are not
-/// default tools are skipped. `working_dir` is shown as given (e.g. `workspace/project`)
-/// at the end of the file editor's description; `vision` adds the image-viewing line.
+/// The given tool names that this server implements, in the given order (the agent's;
+/// the reference offers tools in that order), each once.
+fn provided<'n>(names: &[&'n str]) -> Vec<&'n str> {
+    let mut out: Vec<&str> = Vec::new();
+    for n in names {
+        if TOOL_NAMES.contains(n) && !out.contains(n) {
+            out.push(n);
+        }
+    }
+    out
+}
+
+/// The tools offered to the LLM for the given tool names, in the given order; names
+/// that are not tools of this server are skipped. `working_dir` is shown as given (e.g.
+/// `workspace/project`) in the descriptions that name it; `vision` adds the file
+/// editor's image-viewing line.
 pub fn tool_specs(names: &[&str], working_dir: &str, vision: bool) -> Vec<ToolSchema> {
-    TOOL_NAMES
-        .iter()
-        .filter(|n| names.contains(n))
-        .filter_map(|n| schema_for(n, working_dir, vision))
+    tool_specs_in(names, &ToolContext::new(working_dir, vision))
+}
+
+/// [`tool_specs`] with a full [`ToolContext`].
+pub fn tool_specs_in(names: &[&str], ctx: &ToolContext<'_>) -> Vec<ToolSchema> {
+    provided(names)
+        .into_iter()
+        .filter_map(|n| schema_for(n, ctx))
         .collect()
 }
 
 /// The `ToolDefinition` object for `SystemPromptEvent.tools` (contract §2.3), keys in the
 /// reference's order: `description`, `action_type`, `observation_type`, `annotations`,
-/// `meta`, `kind`, `title`. `None` when `name` is not a default tool.
+/// `meta`, `kind`, `title`. `None` when `name` is not a tool of this server.
 pub fn tool_definition_json(name: &str, working_dir: &str, vision: bool) -> Option<Value> {
+    tool_definition_in(name, &ToolContext::new(working_dir, vision))
+}
+
+/// [`tool_definition_json`] with a full [`ToolContext`].
+pub fn tool_definition_in(name: &str, ctx: &ToolContext<'_>) -> Option<Value> {
     let m = meta(name)?;
-    let schema = schema_for(name, working_dir, vision)?;
+    let schema = schema_for(name, ctx)?;
     let mut annotations = Map::new();
     annotations.insert("title".into(), json!(m.title));
     annotations.insert("readOnlyHint".into(), Value::Bool(m.read_only));
@@ -548,20 +782,78 @@ pub fn tool_definition_json(name: &str, working_dir: &str, vision: bool) -> Opti
         Value::String(m.observation_type.into()),
     );
     def.insert("annotations".into(), Value::Object(annotations));
-    def.insert("meta".into(), Value::Null);
+    def.insert(
+        "meta".into(),
+        if m.workspace_meta {
+            json!({"workspace_root": ctx.working_dir})
+        } else {
+            Value::Null
+        },
+    );
     def.insert("kind".into(), Value::String(m.tool_kind.into()));
     // The computed top-level title falls back to the tool name.
     def.insert("title".into(), Value::String(m.name.into()));
     Some(Value::Object(def))
 }
 
-/// The `ToolDefinition` objects of the given tools, in canonical order (see [`tool_specs`]).
+/// The `ToolDefinition` objects of the given tools, in the given order (see [`tool_specs`]).
 pub fn tool_definitions(names: &[&str], working_dir: &str, vision: bool) -> Vec<Value> {
-    TOOL_NAMES
-        .iter()
-        .filter(|n| names.contains(n))
-        .filter_map(|n| tool_definition_json(n, working_dir, vision))
+    tool_definitions_in(names, &ToolContext::new(working_dir, vision))
+}
+
+/// [`tool_definitions`] with a full [`ToolContext`].
+pub fn tool_definitions_in(names: &[&str], ctx: &ToolContext<'_>) -> Vec<Value> {
+    provided(names)
+        .into_iter()
+        .filter_map(|n| tool_definition_in(n, ctx))
         .collect()
+}
+
+/// Why the reference's agent would fail to start with these tools (its `init_state`
+/// raising, which the server answers with a 500 to the first message): the exception
+/// text of the first problem, or `None` when every tool can be set up.
+///
+/// `tools` are `(name, params)` in the agent's order. Checked, as the reference does:
+/// names no tool is registered under (`"ToolDefinition 'x' is not registered"`, a
+/// `KeyError`'s rendering, quotes included), a relative `plan_path` of the planning
+/// editor, and the same name given twice. Tools the reference has but this server does
+/// not ([`UNPROVIDED_TOOLS`]) pass.
+pub fn tool_setup_error(tools: &[(&str, &Map<String, Value>)]) -> Option<String> {
+    for (name, params) in tools {
+        if !TOOL_NAMES.contains(name) && !UNPROVIDED_TOOLS.contains(name) {
+            return Some(format!("\"ToolDefinition '{name}' is not registered\""));
+        }
+        if *name == "planning_file_editor"
+            && let Some(plan) = params.get("plan_path").filter(|v| !v.is_null())
+        {
+            let text = match plan {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            if !text.starts_with('/') {
+                return Some(format!("plan_path must be an absolute path, got: {text}"));
+            }
+        }
+    }
+    let mut seen: Vec<&str> = Vec::new();
+    let mut dups: Vec<&str> = Vec::new();
+    for (name, _) in tools {
+        if seen.contains(name) {
+            if !dups.contains(name) {
+                dups.push(name);
+            }
+        } else {
+            seen.push(name);
+        }
+    }
+    if !dups.is_empty() {
+        let set: Vec<String> = dups.iter().map(|d| py_str_repr(d)).collect();
+        return Some(format!(
+            "Duplicate tool names found: {{{}}}",
+            set.join(", ")
+        ));
+    }
+    None
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1001,8 +1293,13 @@ fn shell_quote(s: &str) -> String {
 enum Ty {
     Str,
     Bool,
-    Float { ge_zero: bool },
-    Int { ge_zero: bool },
+    Float {
+        ge_zero: bool,
+    },
+    /// An integer, at least `min` when given (pydantic's `ge`).
+    Int {
+        min: Option<i64>,
+    },
     Lit(&'static [&'static str]),
     IntList,
     TaskList,
@@ -1014,6 +1311,7 @@ enum Fallback {
     Null,
     False,
     Str(&'static str),
+    Int(i64),
     EmptyList,
 }
 
@@ -1048,15 +1346,7 @@ const TERMINAL_ACTION: ActionSpec = ActionSpec {
 
 const FILE_EDITOR_ACTION: ActionSpec = ActionSpec {
     kind: "FileEditorAction",
-    fields: &[
-        field("command", Ty::Lit(FILE_EDITOR_COMMANDS), Fallback::Required),
-        field("path", Ty::Str, Fallback::Required),
-        field("file_text", Ty::Str, Fallback::Null),
-        field("old_str", Ty::Str, Fallback::Null),
-        field("new_str", Ty::Str, Fallback::Null),
-        field("insert_line", Ty::Int { ge_zero: true }, Fallback::Null),
-        field("view_range", Ty::IntList, Fallback::Null),
-    ],
+    fields: FILE_EDITOR_FIELDS,
 };
 
 const TASK_TRACKER_ACTION: ActionSpec = ActionSpec {
@@ -1081,10 +1371,94 @@ const THINK_ACTION: ActionSpec = ActionSpec {
     fields: &[field("thought", Ty::Str, Fallback::Required)],
 };
 
+const FILE_EDITOR_FIELDS: &[FieldSpec] = &[
+    field("command", Ty::Lit(FILE_EDITOR_COMMANDS), Fallback::Required),
+    field("path", Ty::Str, Fallback::Required),
+    field("file_text", Ty::Str, Fallback::Null),
+    field("old_str", Ty::Str, Fallback::Null),
+    field("new_str", Ty::Str, Fallback::Null),
+    field("insert_line", Ty::Int { min: Some(0) }, Fallback::Null),
+    field("view_range", Ty::IntList, Fallback::Null),
+];
+
+const PLANNING_FILE_EDITOR_ACTION: ActionSpec = ActionSpec {
+    kind: "PlanningFileEditorAction",
+    fields: FILE_EDITOR_FIELDS,
+};
+
+const APPLY_PATCH_ACTION: ActionSpec = ActionSpec {
+    kind: "ApplyPatchAction",
+    fields: &[field("patch", Ty::Str, Fallback::Required)],
+};
+
+const READ_FILE_ACTION: ActionSpec = ActionSpec {
+    kind: "ReadFileAction",
+    fields: &[
+        field("file_path", Ty::Str, Fallback::Required),
+        field("offset", Ty::Int { min: Some(0) }, Fallback::Null),
+        field("limit", Ty::Int { min: Some(1) }, Fallback::Null),
+    ],
+};
+
+const WRITE_FILE_ACTION: ActionSpec = ActionSpec {
+    kind: "WriteFileAction",
+    fields: &[
+        field("file_path", Ty::Str, Fallback::Required),
+        field("content", Ty::Str, Fallback::Required),
+    ],
+};
+
+const EDIT_ACTION: ActionSpec = ActionSpec {
+    kind: "EditAction",
+    fields: &[
+        field("file_path", Ty::Str, Fallback::Required),
+        field("old_string", Ty::Str, Fallback::Required),
+        field("new_string", Ty::Str, Fallback::Required),
+        field(
+            "expected_replacements",
+            Ty::Int { min: Some(0) },
+            Fallback::Int(1),
+        ),
+    ],
+};
+
+const LIST_DIRECTORY_ACTION: ActionSpec = ActionSpec {
+    kind: "ListDirectoryAction",
+    fields: &[
+        field("dir_path", Ty::Str, Fallback::Str(".")),
+        field("recursive", Ty::Bool, Fallback::False),
+    ],
+};
+
+const GLOB_ACTION: ActionSpec = ActionSpec {
+    kind: "GlobAction",
+    fields: &[
+        field("pattern", Ty::Str, Fallback::Required),
+        field("path", Ty::Str, Fallback::Null),
+    ],
+};
+
+const GREP_ACTION: ActionSpec = ActionSpec {
+    kind: "GrepAction",
+    fields: &[
+        field("pattern", Ty::Str, Fallback::Required),
+        field("path", Ty::Str, Fallback::Null),
+        field("include", Ty::Str, Fallback::Null),
+    ],
+};
+
 fn action_spec(tool: &str) -> Option<&'static ActionSpec> {
     match tool {
         "terminal" => Some(&TERMINAL_ACTION),
         "file_editor" => Some(&FILE_EDITOR_ACTION),
+        "apply_patch" => Some(&APPLY_PATCH_ACTION),
+        "read_file" => Some(&READ_FILE_ACTION),
+        "write_file" => Some(&WRITE_FILE_ACTION),
+        "edit" => Some(&EDIT_ACTION),
+        "list_directory" => Some(&LIST_DIRECTORY_ACTION),
+        "glob" => Some(&GLOB_ACTION),
+        "grep" => Some(&GREP_ACTION),
+        "planning_file_editor" => Some(&PLANNING_FILE_EDITOR_ACTION),
         "task_tracker" => Some(&TASK_TRACKER_ACTION),
         "finish" => Some(&FINISH_ACTION),
         "think" => Some(&THINK_ACTION),
@@ -1156,6 +1530,7 @@ fn validate_action(spec: &ActionSpec, args: &Map<String, Value>) -> Result<Value
                 Fallback::Null => Some(Value::Null),
                 Fallback::False => Some(Value::Bool(false)),
                 Fallback::Str(s) => Some(Value::String(s.into())),
+                Fallback::Int(i) => Some(Value::from(i)),
                 Fallback::EmptyList => Some(Value::Array(Vec::new())),
             },
         };
@@ -1226,12 +1601,12 @@ fn coerce(ty: Ty, loc: &str, v: &Value, errors: &mut Vec<FieldError>) -> Option<
             _ => Err(("Input should be a valid string".to_string(), "string_type")),
         },
         Ty::Bool => coerce_bool(v).map(Value::Bool),
-        Ty::Int { ge_zero } => coerce_int(v).and_then(|i| {
-            if ge_zero && i < 0 {
-                Err(ge_zero_error())
-            } else {
-                Ok(Value::from(i))
-            }
+        Ty::Int { min } => coerce_int(v).and_then(|i| match min {
+            Some(min) if i < min => Err((
+                format!("Input should be greater than or equal to {min}"),
+                "greater_than_equal",
+            )),
+            _ => Ok(Value::from(i)),
         }),
         Ty::Float { ge_zero } => coerce_float(v).and_then(|f| {
             if ge_zero && f < 0.0 {
@@ -1599,7 +1974,7 @@ mod tests {
     use super::*;
 
     const FIXTURES: &str = "/work/shared/reference/client-contract-fixtures";
-    const ALL: [&str; 5] = TOOL_NAMES;
+    const ALL: [&str; 5] = ["terminal", "file_editor", "task_tracker", "finish", "think"];
 
     fn fixture(name: &str) -> Value {
         let text = std::fs::read_to_string(format!("{FIXTURES}/{name}")).unwrap();
@@ -1735,15 +2110,21 @@ mod tests {
 
     #[test]
     fn order_and_selection() {
-        let specs = tool_specs(&["think", "terminal", "nope", "finish"], "/w", false);
+        // The agent's order, as the reference offers tools; unknown names and repeats go.
+        let specs = tool_specs(
+            &["grep", "think", "terminal", "nope", "grep", "finish"],
+            "/w",
+            false,
+        );
         let names: Vec<_> = specs.iter().map(|s| s.name.as_str()).collect();
-        assert_eq!(names, ["terminal", "finish", "think"]);
+        assert_eq!(names, ["grep", "think", "terminal", "finish"]);
     }
 
     #[test]
     fn file_editor_description_dynamic_parts() {
-        let with = schema_for("file_editor", "workspace/project", true).unwrap();
-        let without = schema_for("file_editor", "workspace/project", false).unwrap();
+        let with = schema_for("file_editor", &ToolContext::new("workspace/project", true)).unwrap();
+        let without =
+            schema_for("file_editor", &ToolContext::new("workspace/project", false)).unwrap();
         let third = with.description.lines().nth(2).unwrap();
         assert!(
             third.contains("`.png`, `.jpg`, `.jpeg`, `.gif`, `.webp`, `.bmp`"),
@@ -1758,7 +2139,7 @@ mod tests {
 
     #[test]
     fn terminal_soft_timeout_is_30_seconds() {
-        let t = schema_for("terminal", "", false).unwrap();
+        let t = schema_for("terminal", &ToolContext::new("", false)).unwrap();
         assert!(t.description.contains("30 seconds"));
         assert!(
             t.parameters["properties"]["timeout"]["description"]
@@ -1808,7 +2189,7 @@ mod tests {
         let fe = tool_definition_json("file_editor", "workspace/project", false).unwrap();
         assert_eq!(
             fe["description"].as_str().unwrap(),
-            schema_for("file_editor", "workspace/project", false)
+            schema_for("file_editor", &ToolContext::new("workspace/project", false))
                 .unwrap()
                 .description
         );
@@ -2323,5 +2704,223 @@ mod tests {
                 "kind"
             );
         }
+    }
+
+    /// The presets' schemas without descriptions, as the reference 1.24.0 builds them
+    /// (`to_openai_tool(add_security_risk_prediction=True)`), key order included.
+    const PRESET_SCHEMAS: [(&str, &str); 8] = [
+        (
+            "apply_patch",
+            r#"{"type":"object","properties":{"security_risk":{"type":"string","enum":["UNKNOWN","LOW","MEDIUM","HIGH"]},"summary":{"type":"string"},"patch":{"type":"string"}},"required":["patch"]}"#,
+        ),
+        (
+            "read_file",
+            r#"{"type":"object","properties":{"summary":{"type":"string"},"file_path":{"type":"string"},"offset":{"type":"integer"},"limit":{"type":"integer"}},"required":["file_path"]}"#,
+        ),
+        (
+            "write_file",
+            r#"{"type":"object","properties":{"security_risk":{"type":"string","enum":["UNKNOWN","LOW","MEDIUM","HIGH"]},"summary":{"type":"string"},"file_path":{"type":"string"},"content":{"type":"string"}},"required":["file_path","content"]}"#,
+        ),
+        (
+            "edit",
+            r#"{"type":"object","properties":{"security_risk":{"type":"string","enum":["UNKNOWN","LOW","MEDIUM","HIGH"]},"summary":{"type":"string"},"file_path":{"type":"string"},"old_string":{"type":"string"},"new_string":{"type":"string"},"expected_replacements":{"type":"integer"}},"required":["file_path","old_string","new_string"]}"#,
+        ),
+        (
+            "list_directory",
+            r#"{"type":"object","properties":{"summary":{"type":"string"},"dir_path":{"type":"string"},"recursive":{"type":"boolean"}}}"#,
+        ),
+        (
+            "glob",
+            r#"{"type":"object","properties":{"summary":{"type":"string"},"pattern":{"type":"string"},"path":{"type":"string"}},"required":["pattern"]}"#,
+        ),
+        (
+            "grep",
+            r#"{"type":"object","properties":{"summary":{"type":"string"},"pattern":{"type":"string"},"path":{"type":"string"},"include":{"type":"string"}},"required":["pattern"]}"#,
+        ),
+        (
+            "planning_file_editor",
+            r#"{"type":"object","properties":{"security_risk":{"type":"string","enum":["UNKNOWN","LOW","MEDIUM","HIGH"]},"summary":{"type":"string"},"command":{"type":"string","enum":["view","create","str_replace","insert","undo_edit"]},"path":{"type":"string"},"file_text":{"type":"string"},"old_str":{"type":"string"},"new_str":{"type":"string"},"insert_line":{"type":"integer"},"view_range":{"type":"array","items":{"type":"integer"}}},"required":["command","path"]}"#,
+        ),
+    ];
+
+    #[test]
+    fn preset_schemas_match_the_reference_structure() {
+        let names: Vec<&str> = PRESET_SCHEMAS.iter().map(|(n, _)| *n).collect();
+        let specs = tool_specs(&names, "workspace/project", true);
+        assert_eq!(specs.len(), 8);
+        for (spec, (name, schema)) in specs.iter().zip(PRESET_SCHEMAS) {
+            assert_eq!(spec.name, name);
+            assert_eq!(
+                serde_json::to_string(&strip_descriptions(&spec.parameters)).unwrap(),
+                schema,
+                "{name}"
+            );
+            assert!(!spec.description.is_empty());
+        }
+    }
+
+    #[test]
+    fn preset_tool_definitions() {
+        let ctx = ToolContext {
+            working_dir: "workspace/project",
+            vision: false,
+            plan_path: Some("/abs/ws/.agents_tmp/PLAN.md"),
+        };
+        let def = |n: &str| tool_definition_in(n, &ctx).unwrap();
+        let rf = def("read_file");
+        assert_eq!(
+            serde_json::to_string(&json!([
+                rf["action_type"],
+                rf["observation_type"],
+                rf["annotations"],
+                rf["meta"],
+                rf["kind"],
+                rf["title"]
+            ]))
+            .unwrap(),
+            r#"["ReadFileAction","ReadFileObservation",{"title":"read_file","readOnlyHint":true,"destructiveHint":false,"idempotentHint":true,"openWorldHint":false},{"workspace_root":"workspace/project"},"ReadFileTool","read_file"]"#
+        );
+        let ap = def("apply_patch");
+        assert_eq!(ap["kind"], "ApplyPatchTool");
+        assert_eq!(ap["meta"], Value::Null);
+        assert_eq!(ap["annotations"]["destructiveHint"], true);
+        let pf = def("planning_file_editor");
+        assert_eq!(pf["action_type"], "PlanningFileEditorAction");
+        assert_eq!(pf["observation_type"], "PlanningFileEditorObservation");
+        assert_eq!(pf["annotations"]["readOnlyHint"], false);
+        assert_eq!(pf["annotations"]["destructiveHint"], false);
+        let text = pf["description"].as_str().unwrap();
+        assert!(
+            text.contains("Plan file: /abs/ws/.agents_tmp/PLAN.md"),
+            "{text}"
+        );
+        assert!(text.contains("Working directory: workspace/project"));
+        assert!(!text.contains("Your workspace is:"));
+        for (n, kind) in [
+            ("write_file", "WriteFileTool"),
+            ("edit", "EditTool"),
+            ("list_directory", "ListDirectoryTool"),
+            ("glob", "GlobTool"),
+            ("grep", "GrepTool"),
+        ] {
+            assert_eq!(def(n)["kind"], kind);
+        }
+        assert_eq!(
+            def("edit")["meta"],
+            json!({"workspace_root": "workspace/project"})
+        );
+        assert_eq!(def("glob")["meta"], Value::Null);
+        assert!(
+            def("grep")["description"]
+                .as_str()
+                .unwrap()
+                .contains("Working directory: workspace/project")
+        );
+    }
+
+    #[test]
+    fn preset_calls_validate_like_the_models() {
+        let all = TOOL_NAMES;
+        let (tool, action, _, _, summary) = ok(parse_tool_call(
+            &all,
+            "read_file",
+            r#"{"file_path":"a.py","summary":"read it"}"#,
+        ));
+        assert_eq!(tool, "read_file");
+        assert_eq!(summary, "read it");
+        assert_eq!(
+            serde_json::to_string(&action).unwrap(),
+            r#"{"file_path":"a.py","offset":null,"limit":null,"kind":"ReadFileAction"}"#
+        );
+        let (_, msg) = err(parse_tool_call(
+            &all,
+            "read_file",
+            r#"{"file_path":"a.py","limit":0}"#,
+        ));
+        assert!(
+            msg.contains(
+                "limit\n  Input should be greater than or equal to 1 [type=greater_than_equal"
+            ),
+            "{msg}"
+        );
+        let (_, action, _, _, _) = ok(parse_tool_call(
+            &all,
+            "edit",
+            r#"{"file_path":"a","old_string":"x","new_string":"y"}"#,
+        ));
+        assert_eq!(action["expected_replacements"], 1);
+        assert_eq!(action["kind"], "EditAction");
+        let (_, action, _, _, _) = ok(parse_tool_call(&all, "list_directory", "{}"));
+        assert_eq!(
+            serde_json::to_string(&action).unwrap(),
+            r#"{"dir_path":".","recursive":false,"kind":"ListDirectoryAction"}"#
+        );
+        let (_, action, _, _, _) = ok(parse_tool_call(
+            &all,
+            "grep",
+            r#"{"pattern":"x","include":"*.rs"}"#,
+        ));
+        assert_eq!(
+            serde_json::to_string(&action).unwrap(),
+            r#"{"pattern":"x","path":null,"include":"*.rs","kind":"GrepAction"}"#
+        );
+        let (_, action, _, _, _) = ok(parse_tool_call(
+            &all,
+            "planning_file_editor",
+            r#"{"command":"view","path":"/p","view_range":"[1, 2]"}"#,
+        ));
+        assert_eq!(action["kind"], "PlanningFileEditorAction");
+        assert_eq!(action["view_range"], json!([1, 2]));
+        let (_, msg) = err(parse_tool_call(&all, "apply_patch", r#"{"input":"x"}"#));
+        assert!(msg.starts_with("Error validating tool 'apply_patch': 2 validation errors for ApplyPatchAction\npatch\n  Field required"), "{msg}");
+        // With `grep` offered, a grep call is the tool itself, not a terminal fallback.
+        let (tool, _, _, _, _) = ok(parse_tool_call(
+            &["terminal", "grep"],
+            "grep",
+            r#"{"pattern":"x"}"#,
+        ));
+        assert_eq!(tool, "grep");
+        // Read-only tools get no `security_risk` and always record UNKNOWN.
+        for name in ["read_file", "list_directory", "glob", "grep"] {
+            assert!(is_read_only(name), "{name}");
+        }
+        match parse_tool_call_with_analyzer(
+            &all,
+            "glob",
+            r#"{"pattern":"*","security_risk":"HIGH"}"#,
+            true,
+        ) {
+            ParsedCall::Ok {
+                event_security_risk,
+                ..
+            } => assert_eq!(event_security_risk, "UNKNOWN"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn tool_setup_errors_as_the_reference_raises_them() {
+        let empty = Map::new();
+        let mut rel = Map::new();
+        rel.insert("plan_path".into(), json!("plans/PLAN.md"));
+        let mut abs = Map::new();
+        abs.insert("plan_path".into(), json!("/plans/PLAN.md"));
+        assert_eq!(
+            tool_setup_error(&[("terminal", &empty), ("browser_tool_set", &empty)]),
+            None
+        );
+        assert_eq!(
+            tool_setup_error(&[("terminal", &empty), ("no_such_tool", &empty)]).as_deref(),
+            Some("\"ToolDefinition 'no_such_tool' is not registered\"")
+        );
+        assert_eq!(
+            tool_setup_error(&[("planning_file_editor", &rel)]).as_deref(),
+            Some("plan_path must be an absolute path, got: plans/PLAN.md")
+        );
+        assert_eq!(tool_setup_error(&[("planning_file_editor", &abs)]), None);
+        assert_eq!(
+            tool_setup_error(&[("glob", &empty), ("glob", &empty)]).as_deref(),
+            Some("Duplicate tool names found: {'glob'}")
+        );
     }
 }

@@ -569,7 +569,7 @@ fn validate_file(path: &Path, shown: &str) -> ToolResult<()> {
 
 /// Looks at the first KiB, like the reference's `binaryornot`: NUL bytes, or a high share
 /// of control bytes, or bytes that are neither UTF-8 nor plausible single-byte text.
-fn starts_binary(path: &Path) -> io::Result<bool> {
+pub(crate) fn starts_binary(path: &Path) -> io::Result<bool> {
     let mut chunk = Vec::with_capacity(1024);
     fs::File::open(path)?.take(1024).read_to_end(&mut chunk)?;
     Ok(looks_binary(&chunk))

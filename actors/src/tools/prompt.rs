@@ -20,12 +20,14 @@ use serde_json::{Map, Value};
 /// risk examples), `llm_security_analyzer` (adds `<SECURITY_RISK_ASSESSMENT>`),
 /// `security_policy_filename` (an empty string leaves `<SECURITY>` empty, as the reference
 /// does when the policy is disabled), and `model_family`/`model_variant` (override the
-/// detection from `model`). `secret_names` are the conversation's secret names; with any,
-/// the second value is a block telling the agent they are available as environment
-/// variables, otherwise it is `None`.
+/// detection from `model`). `custom_policy` is the text of the agent's own security policy
+/// file, which replaces the built-in policy in `<SECURITY>`. `secret_names` are the
+/// conversation's secret names; with any, the second value is a block telling the agent
+/// they are available as environment variables, otherwise it is `None`.
 pub fn system_prompt(
     kwargs: &Map<String, Value>,
     model: &str,
+    custom_policy: Option<&str>,
     secret_names: &[String],
 ) -> (String, Option<String>) {
     let cli_mode = kwargs.get("cli_mode").is_none_or(truthy);
@@ -61,10 +63,12 @@ pub fn system_prompt(
     ] {
         sections.push(section(tag, body));
     }
-    sections.push(section(
-        "SECURITY",
-        if security_policy { SECURITY_POLICY } else { "" },
-    ));
+    let policy = match (security_policy, custom_policy) {
+        (false, _) => "",
+        (true, Some(text)) => text,
+        (true, None) => SECURITY_POLICY,
+    };
+    sections.push(section("SECURITY", policy));
     if risk_assessment {
         let levels = if cli_mode {
             RISK_LEVELS_LOCAL
@@ -92,6 +96,115 @@ pub fn system_prompt(
     let dynamic = (!secret_names.is_empty()).then(|| secrets_block(secret_names));
     (sections.join("\n\n"), dynamic)
 }
+
+/// The reference's template name for the planning agent's prompt.
+pub const PLANNING_PROMPT_FILE: &str = "system_prompt_planning.j2";
+
+/// Renders the system prompt the agent's `system_prompt_filename` names: the planning
+/// prompt for `system_prompt_planning.j2` (also given as a path ending in that name),
+/// the default prompt ([`system_prompt`]) for every other name.
+pub fn system_prompt_for(
+    filename: &str,
+    kwargs: &Map<String, Value>,
+    model: &str,
+    custom_policy: Option<&str>,
+    secret_names: &[String],
+) -> (String, Option<String>) {
+    let is_planning =
+        filename == PLANNING_PROMPT_FILE || filename.ends_with(&format!("/{PLANNING_PROMPT_FILE}"));
+    if !is_planning {
+        return system_prompt(kwargs, model, custom_policy, secret_names);
+    }
+    let dynamic = (!secret_names.is_empty()).then(|| secrets_block(secret_names));
+    (planning_prompt(kwargs), dynamic)
+}
+
+/// The planning agent's prompt: it researches the code base, asks what it must, and
+/// writes a plan into the plan file; `plan_structure` (the client's description of the
+/// plan's sections) is inserted verbatim in `<PLAN_STRUCTURE>`.
+fn planning_prompt(kwargs: &Map<String, Value>) -> String {
+    let structure = match kwargs.get("plan_structure") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => String::new(),
+        Some(other) => other.to_string(),
+    };
+    let mut sections = vec![PLANNING_ROLE_LINE.to_string()];
+    for (tag, body) in [
+        ("ROLE", PLANNING_ROLE),
+        ("IMPORTANT_PRINCIPLES", PLANNING_PRINCIPLES),
+        ("EFFICIENCY", PLANNING_EFFICIENCY),
+        ("FILE_SYSTEM_GUIDELINES", PLANNING_FILES),
+        ("PLANNING_WORKFLOW", PLANNING_WORKFLOW),
+        ("PLAN_SCOPE", PLAN_SCOPE),
+    ] {
+        sections.push(section(tag, body));
+    }
+    sections.push(section("PLAN_STRUCTURE", &structure));
+    sections.join("\n\n")
+}
+
+const PLANNING_ROLE_LINE: &str = "You are a planning agent: you study a code base and work out, \
+with the user, a detailed plan for the change they want.";
+
+const PLANNING_ROLE: &str = "\
+* Your job is a thorough, step-by-step implementation plan. Take the time to get it right; \
+care matters more than speed here.
+* When the user only asks a question (\"why does X happen?\"), answer it directly.";
+
+const PLANNING_PRINCIPLES: &str = "\
+* Do not guess what the user wants. Research first and settle open points before anyone \
+starts implementing.
+* Ask whenever it helps, at any stage, and especially when:
+  - the request can be read in ways that lead to different results;
+  - the repository itself does not answer the question;
+  - the user should weigh a real trade-off.
+* Stay objective: accuracy comes before agreement. Say so, with reasons, when you think the \
+user is mistaken.";
+
+const PLANNING_EFFICIENCY: &str = "\
+* Every action costs something: combine what can be combined.
+* Explore with `glob` and `grep` and narrow filters instead of opening file after file.";
+
+const PLANNING_FILES: &str = "\
+* A path the user mentions may not be relative to the working directory: locate the file \
+before reading it.";
+
+const PLANNING_WORKFLOW: &str = "\
+Work in four phases.
+
+## 1. Understand the request
+* Read the request closely and work out what the user is trying to achieve.
+* Look through the relevant parts of the code with `glob` and `grep`: existing \
+implementations, neighbouring components, how things are tested.
+* If the request is vague in a way that changes the plan, ask short, specific questions \
+before going further. Typical cases: which technology to use (\"build a todo app\"), which \
+mechanism (\"add authentication\": sessions or tokens, passwords or single sign-on), what \
+the expected behaviour is (\"fix the bug\").
+
+## 2. Design
+* Where several approaches are possible, compare them for complexity, maintainability and \
+fit with the existing code.
+* When approaches are close or involve real trade-offs, let the user choose.
+* Shape the plan: phases, order of work, dependencies between steps, likely difficulties.
+
+## 3. Write it down and check with the user
+* Write the plan into the plan file. Unless configured otherwise it is \
+`.agents_tmp/PLAN.md` under the workspace root; it already holds the section headings, so \
+fill in each section.
+* Raise any decision that is still open.
+* Summarise the plan for the user and ask whether it is what they had in mind.
+
+## 4. Refine
+* Adjust scope, structure or priorities to the user's feedback.
+* Make reasonable requested changes; when one is not feasible, say why and offer a better \
+option.
+* Keep all sections consistent with each other after every edit.
+* After each update, tell the user briefly what changed.";
+
+const PLAN_SCOPE: &str = "\
+* Plan exactly what was asked: no extra features, improvements or side topics.
+* Leave out security and performance remarks unless the request is about them.
+* Leave out general advice and good practices that do not bear on this plan.";
 
 /// Jinja truthiness of a kwarg value.
 fn truthy(v: &Value) -> bool {
@@ -495,6 +608,7 @@ mod tests {
         let (text, dynamic) = system_prompt(
             &kwargs(json!({"cli_mode": true, "llm_security_analyzer": true})),
             "anthropic/claude-sonnet-4-5-20250929",
+            None,
             &[],
         );
         assert!(text.starts_with("You are the OpenHands agent"));
@@ -508,12 +622,13 @@ mod tests {
 
     #[test]
     fn risk_assessment_only_with_the_analyzer() {
-        let (text, _) = system_prompt(&kwargs(json!({"cli_mode": true})), "gpt-4o", &[]);
+        let (text, _) = system_prompt(&kwargs(json!({"cli_mode": true})), "gpt-4o", None, &[]);
         assert!(!text.contains("<SECURITY_RISK_ASSESSMENT>"));
         assert!(text.contains("<SECURITY>\n# Security policy"));
         let (text, _) = system_prompt(
             &kwargs(json!({"cli_mode": false, "llm_security_analyzer": true})),
             "gpt-4o",
+            None,
             &[],
         );
         assert!(text.contains("<SECURITY_RISK_ASSESSMENT>"));
@@ -521,10 +636,34 @@ mod tests {
     }
 
     #[test]
+    fn a_custom_policy_replaces_the_built_in_one() {
+        let custom = "# House rules\nEverything is HIGH.";
+        let (text, _) = system_prompt(
+            &kwargs(json!({"security_policy_filename": "/etc/policy.j2"})),
+            "gpt-4o",
+            Some(custom),
+            &[],
+        );
+        assert!(text.contains("<SECURITY>\n# House rules\nEverything is HIGH.\n</SECURITY>"));
+        assert!(!text.contains("# Security policy"));
+        let (text, _) = system_prompt(
+            &kwargs(json!({"security_policy_filename": ""})),
+            "gpt-4o",
+            Some(custom),
+            &[],
+        );
+        assert!(
+            text.contains("<SECURITY>\n</SECURITY>"),
+            "an empty name still disables it"
+        );
+    }
+
+    #[test]
     fn disabled_security_policy_leaves_the_section_empty() {
         let (text, _) = system_prompt(
             &kwargs(json!({"security_policy_filename": ""})),
             "gpt-4o",
+            None,
             &[],
         );
         assert!(text.contains("<SECURITY>\n</SECURITY>"));
@@ -533,7 +672,7 @@ mod tests {
     #[test]
     fn model_specific_blocks() {
         let important = |model: &str| {
-            let (text, _) = system_prompt(&Map::new(), model, &[]);
+            let (text, _) = system_prompt(&Map::new(), model, None, &[]);
             text.find("<IMPORTANT>").map(|at| text[at..].to_string())
         };
         assert!(important("openai/gpt-4o").is_none());
@@ -557,6 +696,7 @@ mod tests {
         let (text, _) = system_prompt(
             &kwargs(json!({"model_family": "google_gemini"})),
             "anthropic/claude-sonnet-4-5",
+            None,
             &[],
         );
         assert!(text.contains("overreach"));
@@ -567,6 +707,7 @@ mod tests {
         let (_, dynamic) = system_prompt(
             &Map::new(),
             "gpt-4o",
+            None,
             &["GITHUB_TOKEN".to_string(), "API_KEY".to_string()],
         );
         let dynamic = dynamic.unwrap();
@@ -591,6 +732,7 @@ mod tests {
         let (ours, _) = system_prompt(
             &kwargs(json!({"cli_mode": true, "llm_security_analyzer": true})),
             "anthropic/claude-sonnet-4-5-20250929",
+            None,
             &[],
         );
         // Code spans and file-name lists are identifiers, not prose.
@@ -608,5 +750,38 @@ mod tests {
             })
             .collect();
         assert!(copied.is_empty(), "copied text: {copied:#?}");
+    }
+
+    #[test]
+    fn planning_prompt_by_file_name() {
+        let structure = "The plan must follow this structure exactly:\n\n1. OBJECTIVE\n   * Goal.";
+        let kw = kwargs(json!({"plan_structure": structure}));
+        let (text, dynamic) =
+            system_prompt_for("system_prompt_planning.j2", &kw, "gpt-5", None, &[]);
+        assert!(dynamic.is_none());
+        assert!(text.starts_with("You are a planning agent"));
+        assert!(text.ends_with(&format!("<PLAN_STRUCTURE>\n{structure}\n</PLAN_STRUCTURE>")));
+        assert_eq!(
+            positions(
+                &text,
+                &[
+                    "ROLE",
+                    "IMPORTANT_PRINCIPLES",
+                    "EFFICIENCY",
+                    "FILE_SYSTEM_GUIDELINES",
+                    "PLANNING_WORKFLOW",
+                    "PLAN_SCOPE",
+                    "PLAN_STRUCTURE"
+                ]
+            )
+            .len(),
+            7
+        );
+        assert!(text.contains(".agents_tmp/PLAN.md"));
+        assert!(!text.contains("<SECURITY>"));
+        let (default, _) = system_prompt_for("system_prompt.j2", &kw, "gpt-5", None, &[]);
+        assert_eq!(default, system_prompt(&kw, "gpt-5", None, &[]).0);
+        let (abs, _) = system_prompt_for("/x/system_prompt_planning.j2", &kw, "gpt-5", None, &[]);
+        assert_eq!(abs, text);
     }
 }
