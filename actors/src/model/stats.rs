@@ -123,6 +123,27 @@ pub struct CallUsage {
     pub timestamp: f64,
 }
 
+/// `x`, or the nearest finite value: JSON has no infinity or NaN (serde
+/// writes them as `null`, which then does not read back as a number).
+fn finite(x: f64) -> f64 {
+    if x.is_nan() {
+        0.0
+    } else {
+        x.clamp(f64::MIN, f64::MAX)
+    }
+}
+
+impl CallUsage {
+    /// The call with every number storable: an overflowing cost (prices
+    /// times tokens past `f64::MAX`) is kept at `f64::MAX`.
+    pub fn storable(mut self) -> CallUsage {
+        self.cost = finite(self.cost);
+        self.latency = finite(self.latency);
+        self.timestamp = finite(self.timestamp);
+        self
+    }
+}
+
 /// A call as kept in the stored log: whose usage it adds to, and the call.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LoggedCall {
@@ -152,7 +173,7 @@ impl Metrics {
     /// Adds one call.
     pub fn record(&mut self, call: &CallUsage) {
         self.model_name = call.model.clone();
-        self.accumulated_cost += call.cost;
+        self.accumulated_cost = finite(self.accumulated_cost + call.cost);
         let acc = &mut self.accumulated_token_usage;
         acc.model = call.model.clone();
         acc.prompt_tokens += call.prompt_tokens;
