@@ -176,13 +176,15 @@ impl Metrics {
         self.accumulated_cost = finite(self.accumulated_cost + call.cost);
         let acc = &mut self.accumulated_token_usage;
         acc.model = call.model.clone();
-        acc.prompt_tokens += call.prompt_tokens;
-        acc.completion_tokens += call.completion_tokens;
-        acc.cache_read_tokens += call.cache_read_tokens;
-        acc.cache_write_tokens += call.cache_write_tokens;
-        acc.reasoning_tokens += call.reasoning_tokens;
+        acc.prompt_tokens = acc.prompt_tokens.saturating_add(call.prompt_tokens);
+        acc.completion_tokens = acc.completion_tokens.saturating_add(call.completion_tokens);
+        acc.cache_read_tokens = acc.cache_read_tokens.saturating_add(call.cache_read_tokens);
+        acc.cache_write_tokens = acc.cache_write_tokens.saturating_add(call.cache_write_tokens);
+        acc.reasoning_tokens = acc.reasoning_tokens.saturating_add(call.reasoning_tokens);
         acc.context_window = call.context_window;
-        acc.per_turn_token = call.prompt_tokens + call.completion_tokens;
+        // Counts come from the LLM's answer: a huge one must not overflow.
+        let per_turn = call.prompt_tokens.saturating_add(call.completion_tokens);
+        acc.per_turn_token = per_turn;
         push_capped(
             &mut self.costs,
             Cost {
@@ -209,7 +211,7 @@ impl Metrics {
                 cache_write_tokens: call.cache_write_tokens,
                 reasoning_tokens: call.reasoning_tokens,
                 context_window: call.context_window,
-                per_turn_token: call.prompt_tokens + call.completion_tokens,
+                per_turn_token: per_turn,
                 response_id: call.response_id.clone(),
             },
         );
@@ -357,6 +359,23 @@ mod tests {
             serde_json::to_string(&stats).unwrap(),
             stats.to_full_value().to_string()
         );
+    }
+
+    #[test]
+    fn huge_token_counts_from_the_llm_saturate() {
+        let mut s = ConversationStats::default();
+        let call = CallUsage {
+            model: "m".into(),
+            prompt_tokens: u64::MAX,
+            completion_tokens: 1,
+            ..Default::default()
+        };
+        s.entry("default").record(&call);
+        s.entry("default").record(&call);
+        let m = s.entry("default");
+        assert_eq!(m.accumulated_token_usage.prompt_tokens, u64::MAX);
+        assert_eq!(m.accumulated_token_usage.per_turn_token, u64::MAX);
+        assert_eq!(m.token_usages[1].per_turn_token, u64::MAX);
     }
 
     #[test]
