@@ -692,8 +692,16 @@ mod tests {
         timed.is_async = true;
         let mut ended = hook("echo $$ > ended.pid; exec sleep 30", 60);
         ended.is_async = true;
-        assert!(run_hook(&timed, &big, &e, &sessions.watcher()).await.async_started);
-        assert!(run_hook(&ended, &big, &e, &sessions.watcher()).await.async_started);
+        assert!(
+            run_hook(&timed, &big, &e, &sessions.watcher())
+                .await
+                .async_started
+        );
+        assert!(
+            run_hook(&ended, &big, &e, &sessions.watcher())
+                .await
+                .async_started
+        );
         let (timed, ended) = (pid_of("timed.pid"), pid_of("ended.pid"));
         sessions.stop_all();
         tokio::time::sleep(Duration::from_secs(4)).await;

@@ -179,7 +179,9 @@ impl Metrics {
         acc.prompt_tokens = acc.prompt_tokens.saturating_add(call.prompt_tokens);
         acc.completion_tokens = acc.completion_tokens.saturating_add(call.completion_tokens);
         acc.cache_read_tokens = acc.cache_read_tokens.saturating_add(call.cache_read_tokens);
-        acc.cache_write_tokens = acc.cache_write_tokens.saturating_add(call.cache_write_tokens);
+        acc.cache_write_tokens = acc
+            .cache_write_tokens
+            .saturating_add(call.cache_write_tokens);
         acc.reasoning_tokens = acc.reasoning_tokens.saturating_add(call.reasoning_tokens);
         acc.context_window = call.context_window;
         // Counts come from the LLM's answer: a huge one must not overflow.
