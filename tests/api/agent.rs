@@ -843,3 +843,35 @@ async fn a_slow_ask_agent_keeps_its_conversation_from_eviction() {
         "the question was asked once, not again after an eviction"
     );
 }
+
+/// A message sent while a tool runs is recorded at once, but the LLM sees
+/// it after the tool's result: providers refuse anything between an
+/// assistant turn's tool calls and their results.
+#[actix_web::test]
+async fn a_message_sent_while_a_tool_runs_reaches_the_llm_after_the_result() {
+    let (app, llm, id) = agent_app_with(
+        vec![
+            Reply::terminal("sleep 2; echo slept"),
+            Reply::finish("done"),
+        ],
+        |_| {},
+        |_| {},
+    )
+    .await;
+    app.send_message(&id, "go", true).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while of_kind(&app.all_events(&id).await, "ActionEvent").is_empty() {
+        assert!(std::time::Instant::now() < deadline);
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    app.send_message(&id, "also this", true).await;
+    app.wait_status(&id, &["finished"]).await;
+    let requests = llm.agent_requests();
+    let roles: Vec<&str> = requests[1]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["system", "user", "assistant", "tool", "user"]);
+}
