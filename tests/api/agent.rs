@@ -813,3 +813,65 @@ async fn a_fork_keeps_secrets_the_store_could_not_keep() {
     let written = std::fs::read_to_string(app.path("ws").join("fork-secret.txt")).unwrap();
     assert_eq!(written.trim(), "token=in-memory-only-value");
 }
+
+#[actix_web::test]
+async fn a_slow_ask_agent_keeps_its_conversation_from_eviction() {
+    let (app, llm, id) = agent_app_with(
+        vec![
+            Reply::finish("done"),
+            Reply::Delay(3000, Box::new(Reply::Text("Because.".into()))),
+        ],
+        |s| s.conversations.idle_eviction_seconds = Some(1),
+        |_| {},
+    )
+    .await;
+    app.send_message(&id, "hi", true).await;
+    app.wait_status(&id, &["finished"]).await;
+    // Idle for longer than the eviction age before the question.
+    actix_web::rt::time::sleep(Duration::from_millis(1500)).await;
+    let (status, ask) = app
+        .post(
+            &format!("/api/conversations/{id}/ask_agent"),
+            json!({"question": "why?"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{ask}");
+    assert_eq!(ask["response"], "Because.");
+    assert_eq!(
+        llm.agent_requests().len(),
+        2,
+        "the question was asked once, not again after an eviction"
+    );
+}
+
+/// A message sent while a tool runs is recorded at once, but the LLM sees
+/// it after the tool's result: providers refuse anything between an
+/// assistant turn's tool calls and their results.
+#[actix_web::test]
+async fn a_message_sent_while_a_tool_runs_reaches_the_llm_after_the_result() {
+    let (app, llm, id) = agent_app_with(
+        vec![
+            Reply::terminal("sleep 2; echo slept"),
+            Reply::finish("done"),
+        ],
+        |_| {},
+        |_| {},
+    )
+    .await;
+    app.send_message(&id, "go", true).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while of_kind(&app.all_events(&id).await, "ActionEvent").is_empty() {
+        assert!(std::time::Instant::now() < deadline);
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    app.send_message(&id, "also this", true).await;
+    app.wait_status(&id, &["finished"]).await;
+    let requests = llm.agent_requests();
+    let roles: Vec<&str> = requests[1]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["system", "user", "assistant", "tool", "user"]);
+}

@@ -234,7 +234,21 @@ pub fn build_messages(events: &[Event]) -> Vec<ChatMessage> {
         .collect();
     let mut out: Vec<ChatMessage> = vec![];
     let mut open_response: Option<String> = None;
+    // Calls on the wire whose results have not followed yet, and messages
+    // recorded in between (sent while a tool ran, or while a later call
+    // waited for its hooks): providers accept nothing between an assistant
+    // turn's tool calls and their results, so those messages follow the
+    // results, as they do in the reference (whose step holds the state
+    // lock that `send_message` waits for).
+    let mut awaiting: HashSet<&str> = HashSet::new();
+    let mut deferred: Vec<ChatMessage> = vec![];
     for e in events {
+        let result_of = match &e.body {
+            EventBody::Observation(o) => Some(o.tool_call_id.as_str()),
+            EventBody::AgentError(o) => Some(o.tool_call_id.as_str()),
+            EventBody::UserReject(o) => Some(o.tool_call_id.as_str()),
+            _ => None,
+        };
         match &e.body {
             EventBody::SystemPrompt(s) => {
                 open_response = None;
@@ -245,8 +259,13 @@ pub fn build_messages(events: &[Event]) -> Vec<ChatMessage> {
                 out.push(ChatMessage::new(Role::System, parts));
             }
             EventBody::Message(m) => {
-                open_response = None;
-                out.push(message_to_chat(&m.llm_message, &m.extended_content));
+                let message = message_to_chat(&m.llm_message, &m.extended_content);
+                if awaiting.is_empty() {
+                    open_response = None;
+                    out.push(message);
+                } else {
+                    deferred.push(message);
+                }
             }
             EventBody::Action(a) => {
                 if !answered.contains(a.tool_call_id.as_str()) {
@@ -257,6 +276,7 @@ pub fn build_messages(events: &[Event]) -> Vec<ChatMessage> {
                     name: a.tool_call.name.clone(),
                     arguments: a.tool_call.arguments.clone(),
                 };
+                awaiting.insert(a.tool_call_id.as_str());
                 let same_response = open_response.as_deref() == Some(a.llm_response_id.as_str());
                 match out.last_mut() {
                     Some(last) if same_response && last.role == Role::Assistant => {
@@ -304,7 +324,17 @@ pub fn build_messages(events: &[Event]) -> Vec<ChatMessage> {
             }
             _ => {}
         }
+        if let Some(id) = result_of
+            && asked.contains(id)
+            && awaiting.remove(id)
+            && awaiting.is_empty()
+            && !deferred.is_empty()
+        {
+            out.append(&mut deferred);
+            open_response = None;
+        }
     }
+    out.append(&mut deferred);
     out
 }
 
@@ -374,6 +404,53 @@ mod tests {
         assert!(text.starts_with("out\n[The command completed with exit code 0.]"));
         assert!(text.contains("[Current working directory: /w]"));
         assert!(text.ends_with("[Command finished with exit code 0]"));
+    }
+
+    #[test]
+    fn a_message_between_calls_and_results_follows_the_results() {
+        let user = || {
+            let mut e = ev(EventBody::Message(MessageEvent::new(Message::new(
+                "user",
+                vec![Content::text("meanwhile")],
+            ))));
+            e.source = Source::User;
+            e
+        };
+        // Sent while a tool ran, and while a later call of the same
+        // response waited for its hooks.
+        for events in [
+            vec![
+                action("c1", "r1"),
+                action("c2", "r1"),
+                user(),
+                obs("c1"),
+                obs("c2"),
+            ],
+            vec![
+                action("c1", "r1"),
+                user(),
+                action("c2", "r1"),
+                obs("c1"),
+                obs("c2"),
+            ],
+        ] {
+            let msgs = build_messages(&events);
+            let roles: Vec<Role> = msgs.iter().map(|m| m.role).collect();
+            assert_eq!(
+                roles,
+                [Role::Assistant, Role::Tool, Role::Tool, Role::User],
+                "{:?}",
+                events.iter().map(|e| e.body.kind()).collect::<Vec<_>>()
+            );
+            assert_eq!(msgs[0].tool_calls.len(), 2);
+        }
+        // Without results (not yet answered) the calls are left out and
+        // the message keeps its place.
+        let msgs = build_messages(&[action("c1", "r1"), user()]);
+        assert_eq!(
+            msgs.iter().map(|m| m.role).collect::<Vec<_>>(),
+            [Role::User]
+        );
     }
 
     #[test]

@@ -81,7 +81,7 @@ impl RecordWriter {
     pub fn record_call(&mut self, stats: &mut ConversationStats, usage_id: &str, call: CallUsage) {
         let logged = LoggedCall {
             usage_id: usage_id.to_string(),
-            call,
+            call: call.storable(),
         };
         stats.apply(&logged);
         self.pending.push(logged);
@@ -230,6 +230,41 @@ mod tests {
         }
         // The log stays short: snapshots replace it.
         assert!(store.stats(&rec.id).unwrap().calls.len() as u64 <= SNAPSHOT_EVERY);
+    }
+
+    #[test]
+    fn an_overflowing_cost_keeps_the_record_loadable() {
+        let store = Store::temporary().unwrap();
+        let cipher = Cipher::from_secret("k");
+        let mut rec = record();
+        let mut w = RecordWriter::default();
+        w.loaded(&StoredStats::default());
+        write(&store, &mut w, &mut rec, &cipher);
+        // Finite prices can still multiply or add up past f64::MAX.
+        for (i, cost) in [(1, f64::MAX), (2, f64::INFINITY), (3, f64::NAN)] {
+            let mut c = call(i);
+            c.cost = cost;
+            c.latency = cost;
+            w.record_call(&mut rec.stats, "agent", c);
+            write(&store, &mut w, &mut rec, &cipher);
+            let (mut back, _) = ConversationRecord::load(&store, &rec.id, Some(&cipher))
+                .unwrap()
+                .unwrap();
+            assert_eq!(back.stats, rec.stats);
+            assert!(back.stats.entry("agent").accumulated_cost.is_finite());
+        }
+        // A snapshot of the same usage loads as well.
+        let mut w2 = RecordWriter::default();
+        w2.loaded(&StoredStats {
+            snapshot: None,
+            ..store.stats(&rec.id).unwrap()
+        });
+        write(&store, &mut w2, &mut rec, &cipher);
+        assert!(store.stats(&rec.id).unwrap().calls.is_empty());
+        let (back, _) = ConversationRecord::load(&store, &rec.id, Some(&cipher))
+            .unwrap()
+            .unwrap();
+        assert_eq!(back.stats, rec.stats);
     }
 
     #[test]

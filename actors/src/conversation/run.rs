@@ -106,6 +106,9 @@ pub struct RunState {
     /// The LLM settings and tool definitions of the last step, reused while
     /// the agent's LLM and tools stay the same.
     llm_setup: Option<LlmSetup>,
+    /// `ask_agent` questions in flight (their futures live in the actor's
+    /// context: an eviction would drop them).
+    asks: usize,
 }
 
 /// What one LLM call is made with, and what it was derived from.
@@ -118,9 +121,9 @@ struct LlmSetup {
 }
 
 impl RunState {
-    /// Whether no run is active.
+    /// Whether no run is active and no question is being answered.
     pub fn is_idle(&self) -> bool {
-        !self.active
+        !self.active && self.asks == 0
     }
 
     /// Forgets everything of a run (after an actor restart); tools stay.
@@ -1693,10 +1696,12 @@ impl Handler<AskAgent> for ConversationActor {
         self.release_view_when_idle();
         messages.push(ChatMessage::user(ask_prompt(&msg.question)));
         let http = self.deps.http.clone();
+        self.run.asks += 1;
         Box::pin(
             async move { llm::ask(&http, &cfg, &messages, &tools).await }
                 .into_actor(self)
                 .map(|res, act, ctx| {
+                    act.run.asks = act.run.asks.saturating_sub(1);
                     let r = res.map_err(|e| {
                         ActorError::Upstream(format!("{}: {}", e.code(), e.detail()))
                     })?;

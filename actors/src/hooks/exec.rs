@@ -429,12 +429,18 @@ fn start_async(
     let limit = timeout_of(hook);
     let stdin = child.stdin.take();
     tokio::spawn(async move {
-        if let Some(mut w) = stdin {
-            if let Err(e) = w.write_all(payload.as_bytes()).await {
-                log::warn!("async hook: could not write its input: {e}");
+        // The input is written while the timeout and the session's end
+        // are watched: a hook that never reads a large input must not
+        // keep the reaper waiting on a full pipe.
+        let run = async {
+            if let Some(mut w) = stdin {
+                if let Err(e) = w.write_all(payload.as_bytes()).await {
+                    log::warn!("async hook: could not write its input: {e}");
+                }
+                drop(w);
             }
-            drop(w);
-        }
+            child.wait().await
+        };
         let ended = async {
             loop {
                 if *stop.borrow_and_update() {
@@ -447,7 +453,7 @@ fn start_async(
             }
         };
         tokio::select! {
-            _ = child.wait() => return,
+            _ = run => return,
             _ = tokio::time::sleep(limit) => {}
             _ = ended => {}
         }
@@ -518,6 +524,7 @@ fn py_str(v: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bash::process::group_alive;
     use crate::hooks::config::HookType;
 
     fn hook(command: &str, timeout: i64) -> HookDefinition {
@@ -659,6 +666,47 @@ mod tests {
         sessions.stop_all();
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(!dir.path().join("late").exists());
+    }
+
+    #[actix_rt::test]
+    async fn async_hooks_that_never_read_a_large_input_still_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = env(dir.path());
+        let sessions = AsyncHooks::default();
+        // More than a pipe holds, to a hook that never reads its stdin.
+        let mut big = input(&e);
+        big.tool_response = Some(json!({"text": "x".repeat(1 << 20)}));
+        let pid_of = |name: &str| -> i32 {
+            let file = dir.path().join(name);
+            for _ in 0..100 {
+                if let Ok(s) = std::fs::read_to_string(&file)
+                    && let Ok(pid) = s.trim().parse()
+                {
+                    return pid;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            panic!("{name} never written");
+        };
+        let mut timed = hook("echo $$ > timed.pid; exec sleep 30", 1);
+        timed.is_async = true;
+        let mut ended = hook("echo $$ > ended.pid; exec sleep 30", 60);
+        ended.is_async = true;
+        assert!(
+            run_hook(&timed, &big, &e, &sessions.watcher())
+                .await
+                .async_started
+        );
+        assert!(
+            run_hook(&ended, &big, &e, &sessions.watcher())
+                .await
+                .async_started
+        );
+        let (timed, ended) = (pid_of("timed.pid"), pid_of("ended.pid"));
+        sessions.stop_all();
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        assert!(!group_alive(timed), "killed at its timeout");
+        assert!(!group_alive(ended), "killed when the session ended");
     }
 
     #[actix_rt::test]

@@ -123,6 +123,27 @@ pub struct CallUsage {
     pub timestamp: f64,
 }
 
+/// `x`, or the nearest finite value: JSON has no infinity or NaN (serde
+/// writes them as `null`, which then does not read back as a number).
+fn finite(x: f64) -> f64 {
+    if x.is_nan() {
+        0.0
+    } else {
+        x.clamp(f64::MIN, f64::MAX)
+    }
+}
+
+impl CallUsage {
+    /// The call with every number storable: an overflowing cost (prices
+    /// times tokens past `f64::MAX`) is kept at `f64::MAX`.
+    pub fn storable(mut self) -> CallUsage {
+        self.cost = finite(self.cost);
+        self.latency = finite(self.latency);
+        self.timestamp = finite(self.timestamp);
+        self
+    }
+}
+
 /// A call as kept in the stored log: whose usage it adds to, and the call.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LoggedCall {
@@ -152,16 +173,20 @@ impl Metrics {
     /// Adds one call.
     pub fn record(&mut self, call: &CallUsage) {
         self.model_name = call.model.clone();
-        self.accumulated_cost += call.cost;
+        self.accumulated_cost = finite(self.accumulated_cost + call.cost);
         let acc = &mut self.accumulated_token_usage;
         acc.model = call.model.clone();
-        acc.prompt_tokens += call.prompt_tokens;
-        acc.completion_tokens += call.completion_tokens;
-        acc.cache_read_tokens += call.cache_read_tokens;
-        acc.cache_write_tokens += call.cache_write_tokens;
-        acc.reasoning_tokens += call.reasoning_tokens;
+        acc.prompt_tokens = acc.prompt_tokens.saturating_add(call.prompt_tokens);
+        acc.completion_tokens = acc.completion_tokens.saturating_add(call.completion_tokens);
+        acc.cache_read_tokens = acc.cache_read_tokens.saturating_add(call.cache_read_tokens);
+        acc.cache_write_tokens = acc
+            .cache_write_tokens
+            .saturating_add(call.cache_write_tokens);
+        acc.reasoning_tokens = acc.reasoning_tokens.saturating_add(call.reasoning_tokens);
         acc.context_window = call.context_window;
-        acc.per_turn_token = call.prompt_tokens + call.completion_tokens;
+        // Counts come from the LLM's answer: a huge one must not overflow.
+        let per_turn = call.prompt_tokens.saturating_add(call.completion_tokens);
+        acc.per_turn_token = per_turn;
         push_capped(
             &mut self.costs,
             Cost {
@@ -188,7 +213,7 @@ impl Metrics {
                 cache_write_tokens: call.cache_write_tokens,
                 reasoning_tokens: call.reasoning_tokens,
                 context_window: call.context_window,
-                per_turn_token: call.prompt_tokens + call.completion_tokens,
+                per_turn_token: per_turn,
                 response_id: call.response_id.clone(),
             },
         );
@@ -336,6 +361,23 @@ mod tests {
             serde_json::to_string(&stats).unwrap(),
             stats.to_full_value().to_string()
         );
+    }
+
+    #[test]
+    fn huge_token_counts_from_the_llm_saturate() {
+        let mut s = ConversationStats::default();
+        let call = CallUsage {
+            model: "m".into(),
+            prompt_tokens: u64::MAX,
+            completion_tokens: 1,
+            ..Default::default()
+        };
+        s.entry("default").record(&call);
+        s.entry("default").record(&call);
+        let m = s.entry("default");
+        assert_eq!(m.accumulated_token_usage.prompt_tokens, u64::MAX);
+        assert_eq!(m.accumulated_token_usage.per_turn_token, u64::MAX);
+        assert_eq!(m.token_usages[1].per_turn_token, u64::MAX);
     }
 
     #[test]

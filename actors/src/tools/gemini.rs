@@ -125,7 +125,7 @@ fn read_observation(
 
 /// The lines `[start, start + want)` of a file, split the way Python's text mode does
 /// (`\n`, `\r\n` and `\r` each end a line), and the total line count. At most
-/// `max_bytes` of line text are kept; `cut` tells whether a line was shortened.
+/// `max_bytes` of numbered lines are kept; `cut` tells whether a line was shortened.
 struct Lines {
     shown: Vec<(Vec<u8>, bool)>,
     total: usize,
@@ -150,21 +150,23 @@ fn read_lines(path: &Path, start: usize, want: usize, max_bytes: usize) -> io::R
         let idx = out.total;
         out.total += 1;
         if idx >= start && idx < start + want && !*full {
+            // The line as shown: `{:6}  ` before it and the line end after it.
+            let overhead = (idx + 1).to_string().len().max(6) + 3;
             let room = max_bytes.saturating_sub(kept_bytes);
-            if current.len() > room {
+            if current.len() + overhead > room {
                 if out.shown.is_empty() {
-                    let mut cut = room;
+                    let mut cut = room.saturating_sub(overhead);
                     while cut > 0 && (current[cut] & 0xC0) == 0x80 {
                         cut -= 1;
                     }
                     current.truncate(cut);
                     out.cut = true;
-                    kept_bytes += current.len();
+                    kept_bytes += current.len() + overhead;
                     out.shown.push((std::mem::take(current), eol));
                 }
                 *full = true;
             } else {
-                kept_bytes += current.len();
+                kept_bytes += current.len() + overhead;
                 out.shown.push((std::mem::take(current), eol));
             }
         }
@@ -797,6 +799,14 @@ mod tests {
         assert!(obs["file_content"].as_str().unwrap().len() <= MAX_READ_BYTES + 100);
         assert_eq!(obs["is_truncated"], true);
         assert_eq!(obs["lines_shown"], json!([1, 1]));
+        // Short lines: the line numbers count towards the budget too.
+        fs::write(root.join("tall.txt"), "\n".repeat(300_000)).unwrap();
+        let obs = read_file(&json!({"file_path": "tall.txt", "limit": 300_000}), &root);
+        let shown = obs["file_content"].as_str().unwrap().len();
+        assert!(shown <= MAX_READ_BYTES, "{shown} bytes of numbered lines");
+        assert_eq!(obs["is_truncated"], true);
+        let end = obs["lines_shown"][1].as_u64().unwrap() as usize;
+        assert!(text(&obs).contains(&format!("offset={end}, limit=300000)")));
         fs::write(root.join("bin"), [0xffu8, 0, 0xfe, b'\n']).unwrap();
         let obs = read_file(&json!({"file_path": "bin"}), &root);
         assert_eq!(obs["is_error"], false);
