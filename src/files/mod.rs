@@ -10,5 +10,6 @@
 pub mod atomic;
 pub mod git;
 pub mod paths;
+pub mod stream;
 pub mod trajectory;
 pub mod zip;

@@ -4,8 +4,8 @@
 //!
 //! Uploads stream to disk through [`crate::files::atomic`] (memory stays
 //! flat, the target only changes on success); downloads stream from disk in
-//! chunks read on the blocking pool (actix-files), with ranges and
-//! validators. No file is read whole into memory and no disk I/O runs on
+//! 1 MiB chunks read on the blocking pool ([`crate::files::stream`]), with
+//! actix-files' ranges and validators. No file is read whole into memory and no disk I/O runs on
 //! the async threads. Upload and download accept any absolute path by
 //! design (the reference's contract); they are guarded by the session key.
 
@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use actix_files::NamedFile;
 use actix_multipart::{Multipart, MultipartError};
+use actix_web::body::{BodySize, BoxBody, MessageBody};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -27,7 +28,7 @@ use super::method_not_allowed;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Query, conversation_id};
 use crate::files::atomic::AtomicFile;
-use crate::files::{paths, trajectory};
+use crate::files::{paths, stream, trajectory};
 use crate::state::AppState;
 
 /// OpenAPI description of this module.
@@ -267,6 +268,9 @@ fn download_response(
     file: NamedFile,
     filename: &str,
 ) -> ApiResult<HttpResponse> {
+    // A second descriptor for our own reader; without one the body stays
+    // actix-files' own.
+    let body_file = file.file().try_clone().ok();
     let mut resp = file
         .set_content_type(actix_web::mime::APPLICATION_OCTET_STREAM)
         .disable_content_disposition()
@@ -276,7 +280,34 @@ fn download_response(
     let cd = HeaderValue::from_str(&attachment(filename))
         .map_err(|_| ApiError::internal("file name cannot be sent in a header"))?;
     resp.headers_mut().insert(header::CONTENT_DISPOSITION, cd);
-    Ok(resp)
+    Ok(match (body_file, body_span(req, &resp)) {
+        (Some(f), Some((offset, len))) => {
+            resp.map_body(|_, _| BoxBody::new(stream::sized_body(f, offset, len)))
+        }
+        _ => resp,
+    })
+}
+
+/// Where the bytes of a full (200) or ranged (206) file response start, and
+/// how many there are; `None` for a response without file bytes (304, 412,
+/// 416, HEAD).
+fn body_span(req: &HttpRequest, resp: &HttpResponse) -> Option<(u64, u64)> {
+    if req.method() == actix_web::http::Method::HEAD {
+        return None;
+    }
+    let BodySize::Sized(len) = resp.body().size() else {
+        return None;
+    };
+    match resp.status() {
+        StatusCode::OK => Some((0, len)),
+        StatusCode::PARTIAL_CONTENT => {
+            // "bytes start-end/total", as actix-files writes it.
+            let range = resp.headers().get(header::CONTENT_RANGE)?.to_str().ok()?;
+            let start = range.strip_prefix("bytes ")?.split('-').next()?;
+            Some((start.parse().ok()?, len))
+        }
+        _ => None,
+    }
 }
 
 /// Download a file by absolute path (streamed; `Range` supported).
