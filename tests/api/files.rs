@@ -235,6 +235,56 @@ async fn upload_download_round_trip_is_binary_safe() {
     assert!(leftovers(target.parent().unwrap()).is_empty());
 }
 
+/// Files larger than one read of the download stream (1 MiB): whole, a
+/// range across read boundaries and a revalidation (304 without a body).
+#[actix_web::test]
+async fn large_downloads_ranges_and_revalidation() {
+    let app = spawn_app().await;
+    let data = noise(3 * 1024 * 1024 + 4321, 11);
+    let target = app.path("large.bin");
+    std::fs::write(&target, &data).unwrap();
+    let url = format!(
+        "{}/api/file/download?path={}",
+        app.address,
+        enc(&target.to_string_lossy())
+    );
+    let r = app.client.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let etag = header(&r, "etag").to_string();
+    assert!(
+        r.bytes().await.unwrap().as_ref() == data.as_slice(),
+        "whole file differs"
+    );
+
+    let (from, to) = (1024 * 1024 - 5, 2 * 1024 * 1024 + 5);
+    let r = app
+        .client
+        .get(&url)
+        .header("range", format!("bytes={from}-{to}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 206);
+    assert_eq!(
+        header(&r, "content-range"),
+        format!("bytes {from}-{to}/{}", data.len())
+    );
+    assert!(
+        r.bytes().await.unwrap().as_ref() == &data[from..=to],
+        "range differs"
+    );
+
+    let r = app
+        .client
+        .get(&url)
+        .header("if-none-match", etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 304);
+    assert!(r.bytes().await.unwrap().is_empty());
+}
+
 #[actix_web::test]
 async fn upload_and_download_refuse_bad_input() {
     let app = spawn_app().await;
