@@ -22,6 +22,7 @@ mod openapi;
 mod ops;
 mod persistence;
 mod preset_tools;
+mod subagents;
 mod rawwire;
 mod settings;
 mod webhooks;
