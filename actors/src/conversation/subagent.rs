@@ -26,6 +26,8 @@ use super::run::{PendingAction, resolve_secrets, vision};
 use crate::agent::{stuck, view};
 use crate::ids::Uuid;
 use crate::llm::{self, LlmConfig, ToolSpec};
+use crate::metrics::Counters;
+use crate::model::event::Message;
 use crate::model::event::*;
 use crate::model::stats::CallUsage;
 use crate::tools::agent_types::{AgentType, AgentTypes};
@@ -40,6 +42,8 @@ use crate::tools::{apply_patch, gemini, search};
 
 /// Tasks whose history is kept for `resume`; the oldest are released beyond this.
 const MAX_RESUMABLE_TASKS: usize = 16;
+/// The most sub-agents `delegate` keeps (and runs at once), whatever `max_children` says.
+const MAX_CHILDREN: usize = 16;
 /// How long a sub-agent's shell gets to close.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
 /// The text a sub-agent is sent when it answered with neither text nor a tool call.
@@ -174,6 +178,7 @@ struct SubRun {
     observations_dir: PathBuf,
     model: String,
     context_window: u64,
+    counters: Arc<Counters>,
 }
 
 /// Usage of one LLM call a sub-agent made.
@@ -481,7 +486,8 @@ impl ConversationActor {
         });
     }
 
-    /// How many sub-agents `delegate` may spawn: its `max_children` parameter, else 5.
+    /// How many sub-agents `delegate` may spawn: its `max_children` parameter (at most
+    /// [`MAX_CHILDREN`]), else 5.
     fn max_children(&self) -> usize {
         self.record
             .agent
@@ -490,7 +496,7 @@ impl ConversationActor {
             .find(|t| t.name == "delegate")
             .and_then(|t| t.params.get("max_children"))
             .and_then(Value::as_u64)
-            .map(|n| n as usize)
+            .map(|n| n.min(MAX_CHILDREN as u64) as usize)
             .unwrap_or(delegate_tool::DEFAULT_MAX_CHILDREN)
     }
 
@@ -748,6 +754,7 @@ impl ConversationActor {
             observations_dir: PathBuf::new(),
             model: llm.model.clone(),
             context_window: llm.max_input_tokens.unwrap_or(0).max(0) as u64,
+            counters: self.deps.counters.clone(),
         })
     }
 
@@ -833,12 +840,25 @@ async fn run_agent(
             return Outcome::Finished(agent.final_response());
         }
         let messages = view::build_messages(&agent.events);
+        let started = std::time::Instant::now();
         let call = llm::complete(&run.http, &run.cfg, &messages, &run.tools, None);
-        let r = match unless_stopped(&mut stop, call).await {
+        let res = unless_stopped(&mut stop, call).await;
+        let counters = &run.counters;
+        if res.is_some() {
+            counters.llm_duration.observe(started.elapsed());
+            Counters::add(&counters.llm_calls, 1);
+        }
+        let r = match res {
             None => return Outcome::Stopped,
-            Some(Err(e)) => return Outcome::Failed(e.detail()),
+            Some(Err(e)) => {
+                Counters::add(&counters.llm_errors, 1);
+                return Outcome::Failed(e.detail());
+            }
             Some(Ok(r)) => r,
         };
+        Counters::add(&counters.llm_latency_micros, r.latency.as_micros() as u64);
+        Counters::add(&counters.llm_prompt_tokens, r.usage.prompt_tokens);
+        Counters::add(&counters.llm_completion_tokens, r.usage.completion_tokens);
         usage(CallUsage {
             model: run.model.clone(),
             response_id: r.id.clone(),
@@ -853,10 +873,10 @@ async fn run_agent(
             timestamp: crate::time::now_epoch_f64(),
         });
         if r.tool_calls.is_empty() {
-            let text = r.content.trim().is_empty();
+            let empty = r.content.trim().is_empty();
             let mut reply = Message::new(
                 "assistant",
-                if text {
+                if empty {
                     vec![]
                 } else {
                     vec![Content::text(r.content.clone())]
@@ -871,7 +891,7 @@ async fn run_agent(
                     ..MessageEvent::new(reply)
                 }),
             ));
-            if text {
+            if empty {
                 agent.events.push(sub_event(
                     Source::User,
                     EventBody::Message(MessageEvent::new(Message::new(

@@ -43,7 +43,8 @@ def offered(body: dict[str, Any]) -> list[str]:
     return [t["function"]["name"] for t in body["tools"]]
 
 
-def run(agent: Any, working_dir: str, text: str) -> tuple[str, list[Any]]:
+def run(agent: Any, working_dir: str, text: str) -> tuple[Any, str, list[Any]]:
+    """Runs one message to the end; the caller closes the conversation."""
     got: list[Any] = []
     conv = Conversation(
         agent=agent, workspace=h.remote_workspace(working_dir), callbacks=[got.append], visualizer=None
@@ -53,8 +54,7 @@ def run(agent: Any, working_dir: str, text: str) -> tuple[str, list[Any]]:
     conv.run(timeout=60)
     status = h.conversation_info(cid)["execution_status"]
     h.expect(status == "finished", f"status {status}")
-    conv.close()
-    return cid, got
+    return conv, cid, got
 
 
 def body(checks: h.Checks) -> None:
@@ -76,7 +76,7 @@ def body(checks: h.Checks) -> None:
             ]
         )
         agent = Agent(llm=h.client_llm(), tools=[Tool(name=TaskToolSet.name)])
-        cid, got = run(agent, "workspace/subagents-task", "Check the grammar.")
+        conv, cid, got = run(agent, "workspace/subagents-task", "Check the grammar.")
         actions = of_type(got, "TaskAction")
         h.expect(len(actions) == 1 and actions[0].subagent_type == "grammar-checker", f"actions {actions}")
         obs = of_type(got, "TaskObservation")
@@ -97,6 +97,7 @@ def body(checks: h.Checks) -> None:
         h.expect("task:task_00000001" in usage, f"usage ids {list(usage)}")
         kinds = [e["kind"] for e in h.search_events(cid) if e["kind"] in ("ActionEvent", "ObservationEvent")]
         h.expect(kinds == ["ActionEvent", "ObservationEvent"] * 2, f"recorded {kinds}")
+        conv.close()
 
     with checks.check("delegate: spawn two sub-agents, delegate a task to each"):
         h.mock_reset(
@@ -109,7 +110,7 @@ def body(checks: h.Checks) -> None:
             ]
         )
         agent = Agent(llm=h.client_llm(), tools=[Tool(name="delegate")])
-        cid, got = run(agent, "workspace/subagents-delegate", "Split the work.")
+        conv, cid, got = run(agent, "workspace/subagents-delegate", "Split the work.")
         obs = of_type(got, "DelegateObservation")
         h.expect(len(obs) == 2, f"{len(obs)} DelegateObservations")
         h.expect(obs[0].text == "Successfully spawned 2 sub-agents: a (default), b (default)", obs[0].text)
@@ -117,6 +118,7 @@ def body(checks: h.Checks) -> None:
         h.expect(obs[1].text == want and obs[1].command == "delegate", f"{obs[1].text!r}")
         usage = h.conversation_info(cid)["stats"]["usage_to_metrics"]
         h.expect("delegate:a" in usage and "delegate:b" in usage, f"usage ids {list(usage)}")
+        conv.close()
 
     with checks.check("interrupt() stops a sub-agent at work"):
         h.mock_reset([call("task", prompt="think slowly"), {"delay": 30, "text": "too late"}])
