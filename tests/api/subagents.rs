@@ -201,8 +201,7 @@ async fn a_task_runs_a_sub_agent_in_the_workspace_and_can_be_resumed() {
     let (_, info) = app.get(&format!("/api/conversations/{id}")).await;
     let usage = &info["stats"]["usage_to_metrics"];
     assert_eq!(
-        usage["task:task_00000001"]["accumulated_token_usage"]["prompt_tokens"],
-        300,
+        usage["task:task_00000001"]["accumulated_token_usage"]["prompt_tokens"], 300,
         "{usage}"
     );
     // The parent's own calls (and its title) stay under its LLM's usage id.
@@ -419,7 +418,10 @@ async fn delegate_spawns_sub_agents_and_runs_their_tasks_in_parallel() {
             "delegate",
             json!({"command": "delegate", "tasks": {"gamma": "x"}}),
         ),
-        Reply::tool("delegate", json!({"command": "spawn", "agent_types": ["x", "y"]})),
+        Reply::tool(
+            "delegate",
+            json!({"command": "spawn", "agent_types": ["x", "y"]}),
+        ),
         Reply::tool(
             "delegate",
             json!({"command": "delegate",
@@ -486,7 +488,11 @@ async fn delegate_spawns_sub_agents_and_runs_their_tasks_in_parallel() {
     let alpha: Vec<Value> = llm
         .agent_requests()
         .into_iter()
-        .filter(|r| r["messages"][1]["content"].to_string().contains("ALPHA-TASK"))
+        .filter(|r| {
+            r["messages"][1]["content"]
+                .to_string()
+                .contains("ALPHA-TASK")
+        })
         .collect();
     assert_eq!(alpha.len(), 3);
     assert_eq!(offered(&alpha[0]), ["terminal", "finish", "think"]);
@@ -497,13 +503,17 @@ async fn delegate_spawns_sub_agents_and_runs_their_tasks_in_parallel() {
     let (_, info) = app.get(&format!("/api/conversations/{id}")).await;
     let usage = &info["stats"]["usage_to_metrics"];
     assert_eq!(
-        usage["delegate:alpha"]["accumulated_token_usage"]["prompt_tokens"],
-        300,
+        usage["delegate:alpha"]["accumulated_token_usage"]["prompt_tokens"], 300,
         "{usage}"
     );
     // The 1.24 client knows no `DelegateTool` definition: none is recorded.
     let sys = of_kind(&events, "SystemPromptEvent");
-    assert_eq!(sys[0]["tools"].as_array().unwrap().len(), 2, "{}", sys[0]["tools"]);
+    assert_eq!(
+        sys[0]["tools"].as_array().unwrap().len(),
+        2,
+        "{}",
+        sys[0]["tools"]
+    );
     let params = &llm.agent_requests()[0]["tools"][0]["function"]["parameters"];
     assert_eq!(params["required"], json!(["command"]));
     assert_eq!(

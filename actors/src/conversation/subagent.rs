@@ -706,8 +706,8 @@ impl ConversationActor {
                 ));
             }
         }
-        let mut cfg = LlmConfig::from_json(&self.record.agent.llm.to_value())
-            .map_err(|e| e.detail())?;
+        let mut cfg =
+            LlmConfig::from_json(&self.record.agent.llm.to_value()).map_err(|e| e.detail())?;
         cfg.stream = false;
         let mut tool_names: Vec<String> = vec![];
         for t in &kind.tools {
@@ -836,7 +836,10 @@ async fn run_agent(
     let available: Vec<&str> = run.tool_names.iter().map(String::as_str).collect();
     for _ in 0..run.max_iterations {
         if stuck::is_stuck(&agent.events) {
-            log::info!("sub-agent {}: stuck pattern detected", agent.conversation_id);
+            log::info!(
+                "sub-agent {}: stuck pattern detected",
+                agent.conversation_id
+            );
             return Outcome::Finished(agent.final_response());
         }
         let messages = view::build_messages(&agent.events);
@@ -917,7 +920,13 @@ async fn run_agent(
                     normalized_arguments,
                     summary,
                     ..
-                } => (tool_name, Some(action), normalized_arguments, Some(summary), None),
+                } => (
+                    tool_name,
+                    Some(action),
+                    normalized_arguments,
+                    Some(summary),
+                    None,
+                ),
                 ParsedCall::Err {
                     tool_name,
                     arguments,
@@ -974,8 +983,7 @@ async fn run_agent(
                     if tool_name == "finish" {
                         finished = true;
                     }
-                    match unless_stopped(&mut stop, execute(agent, run, &tool_name, action)).await
-                    {
+                    match unless_stopped(&mut stop, execute(agent, run, &tool_name, action)).await {
                         Some(o) => o,
                         None => {
                             if let Some(t) = &agent.terminal {
@@ -985,8 +993,10 @@ async fn run_agent(
                         }
                     }
                 }
-                (None, error) => Err(error
-                    .unwrap_or_else(|| format!("Tool '{tool_name}' could not be validated"))),
+                (None, error) => {
+                    Err(error
+                        .unwrap_or_else(|| format!("Tool '{tool_name}' could not be validated")))
+                }
             };
             let ev = match outcome {
                 Ok(observation) => sub_event(

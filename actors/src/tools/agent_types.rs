@@ -230,8 +230,7 @@ fn load_dir(dir: &Path) -> Vec<AgentType> {
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
             p.is_file()
-                && p.extension()
-                    .is_some_and(|x| x.eq_ignore_ascii_case("md"))
+                && p.extension().is_some_and(|x| x.eq_ignore_ascii_case("md"))
                 && !p
                     .file_name()
                     .is_some_and(|n| n == "README.md" || n == "readme.md")
@@ -250,7 +249,10 @@ fn load_dir(dir: &Path) -> Vec<AgentType> {
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        match read.map_err(|e| e.to_string()).and_then(|t| parse_file(&t, &stem)) {
+        match read
+            .map_err(|e| e.to_string())
+            .and_then(|t| parse_file(&t, &stem))
+        {
             Ok(t) => out.push(t),
             Err(e) => log::warn!("agent definition {} skipped: {e}", path.display()),
         }
@@ -505,7 +507,11 @@ mod tests {
         )
         .unwrap();
         std::fs::write(agents.join("README.md"), "not an agent").unwrap();
-        std::fs::write(agents.join("bad.md"), "---\npermission_mode: sometimes\n---\n").unwrap();
+        std::fs::write(
+            agents.join("bad.md"),
+            "---\npermission_mode: sometimes\n---\n",
+        )
+        .unwrap();
         std::fs::write(agents.join("plain.md"), "Just a prompt.").unwrap();
         let types = AgentTypes::builtins().with_files(dir.path());
         let r = types.resolve("code-reviewer").unwrap();

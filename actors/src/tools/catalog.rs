@@ -61,11 +61,7 @@ pub fn offered_name(name: &str) -> Option<&'static str> {
 /// Tools the reference registers that this server does not provide (browser,
 /// consultation). An agent naming one gets it silently left out, so agents built with
 /// browser-enabled presets keep working; any other unknown name is refused.
-pub const UNPROVIDED_TOOLS: [&str; 3] = [
-    "browser_tool_set",
-    "tom_consult",
-    "sleeptime_compute",
-];
+pub const UNPROVIDED_TOOLS: [&str; 3] = ["browser_tool_set", "tom_consult", "sleeptime_compute"];
 
 /// The four values of `security_risk`, as the LLM may send them.
 pub const SECURITY_RISKS: [&str; 4] = ["UNKNOWN", "LOW", "MEDIUM", "HIGH"];
@@ -1769,7 +1765,10 @@ fn coerce(ty: Ty, loc: &str, v: &Value, errors: &mut Vec<FieldError>) -> Option<
                 }
                 return ok.then(|| v.clone());
             }
-            _ => Err(("Input should be a valid dictionary".to_string(), "dict_type")),
+            _ => Err((
+                "Input should be a valid dictionary".to_string(),
+                "dict_type",
+            )),
         },
         Ty::IntList => match v {
             Value::Array(items) => {
