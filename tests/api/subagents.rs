@@ -1,8 +1,9 @@
 //! Sub-agent tools through the agent loop, against the scripted LLM (which answers the
 //! parent's and the sub-agents' requests in the order they are made): the `task` tool
-//! of `task_tool_set`, with its results, resumption, the client's agent definitions,
-//! usage under `task:<id>`, errors the LLM reads, and pause and interrupt stopping a
-//! sub-agent at work.
+//! of `task_tool_set`, with its results, resumption, the client's agent definitions and
+//! the workspace's definition files, usage under `task:<id>`, errors the LLM reads, and
+//! pause and interrupt stopping a sub-agent at work; `delegate`'s `spawn` and parallel
+//! `delegate` with its limits and errors.
 
 use std::time::Duration;
 
@@ -519,5 +520,47 @@ async fn delegate_spawns_sub_agents_and_runs_their_tasks_in_parallel() {
     assert_eq!(
         params["properties"]["command"]["enum"],
         json!(["spawn", "delegate"])
+    );
+}
+
+#[actix_web::test]
+async fn definition_files_in_the_workspace_are_sub_agent_types() {
+    let app = spawn_app().await;
+    let agents = app.path("ws").join(".agents/agents");
+    std::fs::create_dir_all(&agents).unwrap();
+    std::fs::write(
+        agents.join("reviewer.md"),
+        "---\nname: code-reviewer\ndescription: >-\n  Reviews a diff\n  for bugs.\ntools:\n  - terminal\n---\n\nYou review code carefully.\n",
+    )
+    .unwrap();
+    let llm = ScriptedLlm::start(vec![
+        Reply::tool(
+            "task",
+            json!({"prompt": "Review HEAD", "subagent_type": "code-reviewer"}),
+        ),
+        Reply::finish("Looks fine."),
+        Reply::finish("reviewed"),
+    ])
+    .await;
+    let id = create(&app, body(&app, &llm, &["task_tool_set"])).await;
+    app.send_message(&id, "review", true).await;
+    let info = app.wait_status(&id, &["finished", "error"]).await;
+    assert_eq!(info["execution_status"], "finished", "{info}");
+    let reqs = llm.agent_requests();
+    let desc = reqs[0]["tools"][0]["function"]["description"]
+        .as_str()
+        .unwrap();
+    assert!(
+        desc.contains("- **code-reviewer**: Reviews a diff for bugs. (tools: terminal)"),
+        "{desc}"
+    );
+    assert_eq!(offered(&reqs[1]), ["terminal", "finish", "think"]);
+    assert!(text_of(&reqs[1]["messages"][0]).ends_with("You review code carefully."));
+    assert_eq!(
+        last_tool_parts(&reqs[2]),
+        [
+            "Task ID: task_00000001\nSubagent: code-reviewer\nStatus: completed",
+            "Looks fine."
+        ]
     );
 }
