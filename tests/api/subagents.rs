@@ -564,3 +564,28 @@ async fn definition_files_in_the_workspace_are_sub_agent_types() {
         ]
     );
 }
+
+#[actix_web::test]
+async fn deleting_the_conversation_stops_its_sub_agent() {
+    let app = spawn_app().await;
+    let marker = app.path("ws").join("never.txt");
+    let llm = ScriptedLlm::start(vec![
+        Reply::tool("task", json!({"prompt": "wait"})),
+        Reply::terminal(&format!("sleep 4 && touch {}", marker.display())),
+    ])
+    .await;
+    let id = create(&app, body(&app, &llm, &["task_tool_set"])).await;
+    app.send_message(&id, "go", true).await;
+    wait_requests(&llm, 2).await;
+    actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+    let t0 = std::time::Instant::now();
+    let (status, _) = app.delete(&format!("/api/conversations/{id}")).await;
+    assert_eq!(status, 200);
+    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+    let (status, _) = app.get(&format!("/api/conversations/{id}")).await;
+    assert_eq!(status, 404);
+    // The sub-agent's shell went with it: the command never completes.
+    actix_web::rt::time::sleep(Duration::from_secs(5)).await;
+    assert!(!marker.exists());
+    assert_eq!(llm.agent_requests().len(), 2);
+}
