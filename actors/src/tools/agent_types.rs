@@ -216,17 +216,20 @@ impl AgentTypes {
 /// Where agent definition files live, under a project or the home directory.
 const FILE_DIRS: [&str; 2] = [".agents/agents", ".openhands/agents"];
 /// At most this many files are read per directory, each at most this long.
-const MAX_FILES: usize = 64;
-const MAX_FILE_BYTES: u64 = 256 * 1024;
+const MAX_FILES: usize = 32;
+const MAX_FILE_BYTES: u64 = 64 * 1024;
 
 /// The definitions in one directory: its top-level `*.md` files but `README.md`, in
-/// name order; a file that cannot be read or parsed is skipped (logged). Small and
-/// bounded, read once per conversation actor when the tools are first described.
+/// name order; a file that cannot be read or parsed is skipped (logged). Read once per
+/// conversation actor, when its tools are first described (like the agent's own
+/// security policy file), so kept small: at most 32 files of 64 KiB per directory.
 fn load_dir(dir: &Path) -> Vec<AgentType> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return vec![];
     };
+    // A directory full of other things is not listed to its end.
     let mut files: Vec<PathBuf> = entries
+        .take(1024)
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
             p.is_file()
