@@ -42,6 +42,9 @@ use crate::tools::{apply_patch, gemini, search};
 
 /// Tasks whose history is kept for `resume`; the oldest are released beyond this.
 const MAX_RESUMABLE_TASKS: usize = 16;
+/// A sub-agent whose history reaches this many events (over all its tasks) ends its
+/// task as at its iteration cap: it has no condenser to shorten it.
+const MAX_EVENTS: usize = 4000;
 /// The most sub-agents `delegate` keeps (and runs at once), whatever `max_children` says.
 const MAX_CHILDREN: usize = 16;
 /// How long a sub-agent's shell gets to close.
@@ -835,6 +838,10 @@ async fn run_agent(
 ) -> Outcome {
     let available: Vec<&str> = run.tool_names.iter().map(String::as_str).collect();
     for _ in 0..run.max_iterations {
+        if agent.events.len() >= MAX_EVENTS {
+            log::info!("sub-agent {}: history limit reached", agent.conversation_id);
+            return Outcome::Finished(agent.final_response());
+        }
         if stuck::is_stuck(&agent.events) {
             log::info!(
                 "sub-agent {}: stuck pattern detected",
