@@ -70,7 +70,9 @@ def body(checks: h.Checks) -> None:
         )
         h.mock_reset(
             [
-                call("task", description="grammar", prompt="Check README.md", subagent_type="grammar-checker"),
+                call(
+                    "task", description="grammar", prompt="Check README.md", subagent_type="grammar-checker"
+                ),
                 {"text": "No errors found."},
                 {"tool_calls": [h.finish_call("checked")]},
             ]
@@ -85,7 +87,8 @@ def body(checks: h.Checks) -> None:
         h.expect(o.task_id == "task_00000001" and o.status == "completed", f"observation {o}")
         h.expect(o.text == "No errors found." and not o.is_error, f"text {o.text!r}")
         calls = h.agent_calls()
-        h.expect(offered(calls[0]["body"]) == ["task", "finish", "think"], f"parent {offered(calls[0]['body'])}")
+        parent = offered(calls[0]["body"])
+        h.expect(parent == ["task", "finish", "think"], f"parent {parent}")
         desc = calls[0]["body"]["tools"][0]["function"]["description"]
         h.expect("**grammar-checker**: Checks documents" in desc, "the type is not listed")
         sub = calls[1]["body"]
@@ -123,7 +126,8 @@ def body(checks: h.Checks) -> None:
     with checks.check("interrupt() stops a sub-agent at work"):
         h.mock_reset([call("task", prompt="think slowly"), {"delay": 30, "text": "too late"}])
         agent = Agent(llm=h.client_llm(), tools=[Tool(name=TaskToolSet.name)])
-        conv = Conversation(agent=agent, workspace=h.remote_workspace("workspace/subagents-stop"), visualizer=None)
+        ws = h.remote_workspace("workspace/subagents-stop")
+        conv = Conversation(agent=agent, workspace=ws, visualizer=None)
         cid = str(conv.id)
         conv.send_message("Go.")
         conv.run(blocking=False)
