@@ -32,6 +32,7 @@ async fn tools_and_redirect() {
         tools,
         [
             "apply_patch",
+            "delegate",
             "edit",
             "file_editor",
             "glob",
@@ -39,6 +40,8 @@ async fn tools_and_redirect() {
             "list_directory",
             "planning_file_editor",
             "read_file",
+            "task",
+            "task_tool_set",
             "task_tracker",
             "terminal",
             "write_file"

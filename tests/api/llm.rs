@@ -4,7 +4,9 @@
 //!
 //! Requests without tools (title generation, condensation) get a short text
 //! answer and do not consume the script. An exhausted script answers with a
-//! `finish` call so that no run can hang on it.
+//! `finish` call so that no run can hang on it. Routes answer the requests
+//! whose first user message contains a marker from a script of their own
+//! (sub-agents working in parallel).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -49,6 +51,7 @@ impl Reply {
 #[derive(Default)]
 struct Shared {
     script: VecDeque<Reply>,
+    routes: Vec<(String, VecDeque<Reply>)>,
     requests: Vec<Value>,
     calls: u64,
 }
@@ -115,6 +118,16 @@ impl ScriptedLlm {
             .collect()
     }
 
+    /// Answers requests whose first user message contains `marker` from `replies`
+    /// (then, once they are used up, with a `finish` call).
+    pub fn route(&self, marker: &str, replies: Vec<Reply>) {
+        self.shared
+            .lock()
+            .unwrap()
+            .routes
+            .push((marker.to_string(), replies.into()));
+    }
+
     /// Answers still in the script.
     pub fn remaining(&self) -> usize {
         self.shared.lock().unwrap().script.len()
@@ -146,6 +159,21 @@ fn record(
     let n = s.calls;
     if body.get("tools").is_none() {
         return (Some(Reply::Text("Scripted title".into())), n);
+    }
+    let first_user = body["messages"]
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["role"] == "user"))
+        .map(|m| m["content"].to_string())
+        .unwrap_or_default();
+    if let Some((_, replies)) = s
+        .routes
+        .iter_mut()
+        .find(|(marker, _)| first_user.contains(marker.as_str()))
+    {
+        let reply = replies
+            .pop_front()
+            .unwrap_or_else(|| Reply::finish("route exhausted"));
+        return (Some(reply), n);
     }
     (
         Some(

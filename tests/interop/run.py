@@ -46,6 +46,7 @@ SCENARIOS: dict[str, tuple[Path, list[str], int]] = {
     "hooks": (HERE / "scenarios" / "hooks.py", [], 180),
     "mcp": (HERE / "scenarios" / "mcp.py", [], 180),
     "presets": (HERE / "scenarios" / "presets.py", [], 150),
+    "subagents": (HERE / "scenarios" / "subagents.py", [], 150),
     "examples": (HERE / "scenarios" / "examples.py", [], 150),
 }
 
@@ -63,6 +64,7 @@ def preload() -> None:
     import openhands.tools.preset.gemini  # noqa: F401
     import openhands.tools.preset.gpt5  # noqa: F401
     import openhands.tools.preset.planning  # noqa: F401
+    import openhands.tools.task  # noqa: F401
     import websockets.sync.client  # noqa: F401
     from openhands.sdk.conversation.impl import remote_conversation  # noqa: F401
 

@@ -103,6 +103,11 @@ pub fn observation_parts(obs: &Value) -> Vec<ContentPart> {
         .and_then(Value::as_bool)
         .unwrap_or(false);
     let mut parts = vec![];
+    if obs.get("kind").and_then(Value::as_str) == Some(crate::tools::task::OBSERVATION_KIND) {
+        // The reference puts the task's id, type and status before everything else,
+        // the error header included.
+        parts.push(ContentPart::text(crate::tools::task::info_text(obs)));
+    }
     if is_error {
         parts.push(ContentPart::text(ERROR_HEADER));
     }

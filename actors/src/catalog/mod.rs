@@ -16,15 +16,17 @@ use std::sync::OnceLock;
 
 use serde::Deserialize;
 
-use crate::tools::catalog::TOOL_NAMES;
+use crate::tools::catalog::{TOOL_NAMES, TOOL_SETS};
 
-/// Names of the tools a conversation can be given, sorted. `finish` and
-/// `think` are built into every agent, so, as in the reference, they are not
-/// listed as registered tools.
+/// Names of the tools a conversation can be given, sorted, tool sets
+/// (`task_tool_set`) and their tools (`task`) both, as the reference
+/// registers them. `finish` and `think` are built into every agent, so, as in
+/// the reference, they are not listed as registered tools.
 pub fn registered_tools() -> Vec<String> {
     let mut names: Vec<String> = TOOL_NAMES
         .iter()
         .filter(|n| !matches!(**n, "finish" | "think"))
+        .chain(TOOL_SETS.iter().map(|(set, _)| set))
         .map(|n| n.to_string())
         .collect();
     names.sort();
@@ -124,6 +126,7 @@ mod tests {
             registered_tools(),
             vec![
                 "apply_patch",
+                "delegate",
                 "edit",
                 "file_editor",
                 "glob",
@@ -131,6 +134,8 @@ mod tests {
                 "list_directory",
                 "planning_file_editor",
                 "read_file",
+                "task",
+                "task_tool_set",
                 "task_tracker",
                 "terminal",
                 "write_file"

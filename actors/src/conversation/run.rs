@@ -74,6 +74,8 @@ pub struct Tools {
     planning: Option<PlanningEditor>,
     /// The planning agent's plan file, once worked out for this actor's life.
     plan: Option<PathBuf>,
+    /// The `task` tool's sub-agents.
+    pub(super) subagents: super::subagent::SubAgents,
 }
 
 /// Run state of one conversation.
@@ -130,6 +132,7 @@ impl RunState {
     pub fn reset(&mut self) {
         let mut tools = std::mem::take(&mut self.tools);
         tools.mcp.forget_pending();
+        tools.subagents.stop();
         *self = RunState {
             tools,
             generation: self.generation + 1,
@@ -165,7 +168,7 @@ const INTERRUPTED: &str = "Tool call interrupted before completion. The conversa
 const RESTARTED: &str = "A restart occurred while this tool was in progress. This may indicate a fatal memory error or system crash. The tool execution was interrupted and did not complete.";
 const NUDGE: &str = "Your last response did not include a function call or a message. Please use a tool to proceed with the task.";
 
-fn vision(llm: &Llm) -> bool {
+pub(super) fn vision(llm: &Llm) -> bool {
     if llm.disable_vision == Some(true) {
         return false;
     }
@@ -194,13 +197,24 @@ impl ConversationActor {
             .filter_tools_regex
             .as_deref()
             .and_then(|re| regex::Regex::new(&format!("^(?:{re})")).ok());
-        let own: Vec<&str> = agent.tools.iter().map(|t| t.name.as_str()).collect();
-        agent
-            .tool_names()
-            .into_iter()
-            .filter(|n| catalog::TOOL_NAMES.contains(&n.as_str()))
-            .filter(|n| !own.contains(&n.as_str()) || filter.as_ref().is_none_or(|f| f.is_match(n)))
-            .collect()
+        // A tool set (`task_tool_set`) stands for its tool (`task`), which is what the
+        // filter sees, as in the reference.
+        let own: Vec<&str> = agent
+            .tools
+            .iter()
+            .filter_map(|t| catalog::offered_name(&t.name))
+            .collect();
+        let mut names: Vec<String> = vec![];
+        for n in agent.tool_names() {
+            let Some(n) = catalog::offered_name(&n) else {
+                continue;
+            };
+            let kept = !own.contains(&n) || filter.as_ref().is_none_or(|f| f.is_match(n));
+            if kept && !names.iter().any(|m| m == n) {
+                names.push(n.to_string());
+            }
+        }
+        names
     }
 
     /// Why the agent's tools cannot be set up (the reference's `init_state` failing), as
@@ -270,11 +284,20 @@ impl ConversationActor {
         let names = self.tool_names();
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         let plan = self.plan_path().map(|p| p.to_string_lossy().into_owned());
+        let types = names
+            .iter()
+            .any(|n| n == "task" || n == "delegate")
+            .then(|| self.agent_types_for_tools());
         let ctx = ToolContext {
             working_dir: &self.record.workspace.working_dir,
             vision,
             plan_path: plan.as_deref(),
+            agent_types: types.as_ref(),
         };
+        // The 1.24 client has no `DelegateTool` class, so a recorded definition of that
+        // kind would make it drop the whole event: `delegate` is offered to the LLM but
+        // not listed here.
+        let refs: Vec<&str> = refs.into_iter().filter(|n| *n != "delegate").collect();
         let tools = catalog::tool_definitions_in(&refs, &ctx);
         let tools = self.with_mcp_definitions(tools);
         self.new_event(
@@ -727,10 +750,15 @@ impl ConversationActor {
         let names = self.tool_names();
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         let plan = self.plan_path().map(|p| p.to_string_lossy().into_owned());
+        let types = names
+            .iter()
+            .any(|n| n == "task" || n == "delegate")
+            .then(|| self.agent_types_for_tools());
         let ctx = ToolContext {
             working_dir: &self.record.workspace.working_dir,
             vision: vision(&self.record.agent.llm),
             plan_path: plan.as_deref(),
+            agent_types: types.as_ref(),
         };
         let specs = catalog::tool_specs_in(&refs, &ctx)
             .into_iter()
@@ -1037,6 +1065,8 @@ impl ConversationActor {
                 self.finish_action(ctx, &p, Ok(catalog::finish_observation(&msg)));
             }
             "think" => self.finish_action(ctx, &p, Ok(catalog::think_observation())),
+            "task" => self.execute_task(ctx, p, action),
+            "delegate" => self.execute_delegate(ctx, p, action),
             "task_tracker" => {
                 let dir = PathBuf::from(&self.record.persistence_dir);
                 let tracker = self
@@ -1298,6 +1328,7 @@ impl ConversationActor {
         if let Some(h) = self.run.handle.take() {
             ctx.cancel_future(h);
         }
+        self.run.tools.subagents.stop();
         if self.run.permit.take().is_some() {
             Counters::sub(&self.deps.counters.runs_active, 1);
         }
@@ -1370,6 +1401,7 @@ impl ConversationActor {
             ctx.cancel_future(h);
         }
         self.run.queue.clear();
+        self.run.tools.subagents.stop();
         if let Some(t) = &self.run.tools.terminal {
             t.do_send(terminal::Interrupt);
         }
@@ -1395,6 +1427,7 @@ impl ConversationActor {
         &mut self,
         ctx: &mut Context<Self>,
     ) -> Option<Addr<TerminalSession>> {
+        self.run.tools.subagents.close();
         if self.run.active {
             self.run.generation += 1;
             if let Some(h) = self.run.handle.take() {
@@ -1505,7 +1538,7 @@ fn truncate_title(s: &str) -> String {
 }
 
 /// Plaintext values of the conversation's secrets (lookup secrets fetched).
-async fn resolve_secrets(
+pub(super) async fn resolve_secrets(
     http: &reqwest::Client,
     sources: &serde_json::Map<String, Value>,
 ) -> Vec<(String, String)> {
@@ -1566,6 +1599,9 @@ impl Handler<Pause> for ConversationActor {
             // this answer resumes instead of meeting the winding-down run.
             let (tx, rx) = oneshot::channel();
             self.run.pause_waiters.push(tx);
+            // A sub-agent at work would hold the pause for as long as its task takes: it
+            // is stopped, and its task ends with an error result.
+            self.run.tools.subagents.stop();
             return Box::pin(async move {
                 rx.await.unwrap_or_else(|_| {
                     Err(ActorError::Unavailable(

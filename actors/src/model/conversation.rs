@@ -396,7 +396,7 @@ pub struct StartConversationRequest {
     pub secrets: Map<String, Value>,
     /// Python import hints (accepted, unused).
     pub tool_module_qualnames: Map<String, Value>,
-    /// Sub-agent definitions (accepted, unused).
+    /// Sub-agent definitions the client registered: the `task` and `delegate` tools' types.
     pub agent_definitions: Vec<Value>,
     /// Plugins (accepted, unused).
     pub plugins: Value,

@@ -24,8 +24,10 @@ use serde_json::{Map, Number, Value, json};
 
 use crate::tools::content::Content;
 
-/// Every tool this server implements: the default agent's, then the presets'.
-pub const TOOL_NAMES: [&str; 13] = [
+/// Every tool this server offers an LLM: the default agent's, then the presets', then the
+/// sub-agent tools: `task` (which an agent gets through the `task_tool_set` set) and
+/// `delegate` (the reference's until 1.22, kept here as an extension).
+pub const TOOL_NAMES: [&str; 15] = [
     "terminal",
     "file_editor",
     "task_tracker",
@@ -37,20 +39,29 @@ pub const TOOL_NAMES: [&str; 13] = [
     "glob",
     "grep",
     "planning_file_editor",
+    "task",
+    "delegate",
     "finish",
     "think",
 ];
 
-/// Tools the reference registers that this server does not provide (browser, sub-agents,
+/// Tool sets: the registered name an agent lists, and the tool it stands for.
+pub const TOOL_SETS: [(&str, &str); 1] = [("task_tool_set", "task")];
+
+/// The tool an agent's tool name gives the LLM: the name itself for a tool of this
+/// server, the tool of a set (`task_tool_set` → `task`), `None` otherwise.
+pub fn offered_name(name: &str) -> Option<&'static str> {
+    TOOL_SETS
+        .iter()
+        .find(|(set, _)| *set == name)
+        .map(|(_, tool)| *tool)
+        .or_else(|| TOOL_NAMES.iter().find(|t| **t == name).copied())
+}
+
+/// Tools the reference registers that this server does not provide (browser,
 /// consultation). An agent naming one gets it silently left out, so agents built with
 /// browser-enabled presets keep working; any other unknown name is refused.
-pub const UNPROVIDED_TOOLS: [&str; 5] = [
-    "browser_tool_set",
-    "task_tool_set",
-    "task",
-    "tom_consult",
-    "sleeptime_compute",
-];
+pub const UNPROVIDED_TOOLS: [&str; 3] = ["browser_tool_set", "tom_consult", "sleeptime_compute"];
 
 /// The four values of `security_risk`, as the LLM may send them.
 pub const SECURITY_RISKS: [&str; 4] = ["UNKNOWN", "LOW", "MEDIUM", "HIGH"];
@@ -131,7 +142,7 @@ const fn tool(
     }
 }
 
-const TOOLS: [ToolMeta; 13] = [
+const TOOLS: [ToolMeta; 15] = [
     ToolMeta {
         name: "terminal",
         tool_kind: "TerminalTool",
@@ -262,6 +273,24 @@ const TOOLS: [ToolMeta; 13] = [
         "PlanningFileEditorObservation",
         Some("planning_file_editor"),
         [false, false, false, false],
+        false,
+    ),
+    tool(
+        "task",
+        "TaskTool",
+        "TaskAction",
+        "TaskObservation",
+        Some("task"),
+        [false, true, false, true],
+        false,
+    ),
+    tool(
+        "delegate",
+        "DelegateTool",
+        "DelegateAction",
+        "DelegateObservation",
+        Some("delegate"),
+        [false, false, false, true],
         false,
     ),
 ];
@@ -626,6 +655,9 @@ pub struct ToolContext<'a> {
     /// The planning agent's plan file (absolute); descriptions fall back to
     /// `<working_dir>/.agents_tmp/PLAN.md` when it is not known.
     pub plan_path: Option<&'a str>,
+    /// The conversation's sub-agent types, which the `task` tool's description lists
+    /// (the built-in ones when not given).
+    pub agent_types: Option<&'a crate::tools::agent_types::AgentTypes>,
 }
 
 impl<'a> ToolContext<'a> {
@@ -635,6 +667,7 @@ impl<'a> ToolContext<'a> {
             working_dir,
             vision,
             plan_path: None,
+            agent_types: None,
         }
     }
 }
@@ -708,6 +741,24 @@ fn schema_for(name: &str, ctx: &ToolContext<'_>) -> Option<ToolSchema> {
                 ps::planning_file_editor_description(&file_editor_guidance(), wd, &plan),
                 file_editor_properties(),
                 &["command", "path"],
+            )
+        }
+        "task" => {
+            let description = match ctx.agent_types {
+                Some(types) => crate::tools::task::description(types),
+                None => crate::tools::task::description(
+                    &crate::tools::agent_types::AgentTypes::builtins(),
+                ),
+            };
+            (description, crate::tools::task::properties(), &["prompt"])
+        }
+        "delegate" => {
+            let builtins = crate::tools::agent_types::AgentTypes::builtins();
+            let types = ctx.agent_types.unwrap_or(&builtins);
+            (
+                crate::tools::delegate::description(types, wd),
+                crate::tools::delegate::properties(),
+                &["command"],
             )
         }
         "finish" => (
@@ -816,12 +867,35 @@ pub fn tool_definitions_in(names: &[&str], ctx: &ToolContext<'_>) -> Vec<Value> 
 /// `tools` are `(name, params)` in the agent's order. Checked, as the reference does:
 /// names no tool is registered under (`"ToolDefinition 'x' is not registered"`, a
 /// `KeyError`'s rendering, quotes included), a relative `plan_path` of the planning
-/// editor, and the same name given twice. Tools the reference has but this server does
-/// not ([`UNPROVIDED_TOOLS`]) pass.
+/// editor, parameters a tool set does not take, `task` named on its own (the reference
+/// registers it, but only its set can build it), and the same name given twice. Tools
+/// the reference has but this server does not ([`UNPROVIDED_TOOLS`]) pass.
 pub fn tool_setup_error(tools: &[(&str, &Map<String, Value>)]) -> Option<String> {
     for (name, params) in tools {
-        if !TOOL_NAMES.contains(name) && !UNPROVIDED_TOOLS.contains(name) {
+        let set = TOOL_SETS.iter().any(|(s, _)| s == name);
+        if !TOOL_NAMES.contains(name) && !set && !UNPROVIDED_TOOLS.contains(name) {
             return Some(format!("\"ToolDefinition '{name}' is not registered\""));
+        }
+        if *name == "task" {
+            return Some(
+                "TaskTool.create() got an unexpected keyword argument 'conv_state'".into(),
+            );
+        }
+        if *name == "task_tool_set"
+            && let Some(key) = params.keys().find(|k| *k != "confirmation_handler")
+        {
+            return Some(format!(
+                "TaskToolSet.create() got an unexpected keyword argument '{key}'"
+            ));
+        }
+        if *name == "delegate"
+            && let Some(key) = params
+                .keys()
+                .find(|k| !matches!(k.as_str(), "max_children" | "confirmation_handler"))
+        {
+            return Some(format!(
+                "DelegateTool.create() got an unexpected keyword argument '{key}'"
+            ));
         }
         if *name == "planning_file_editor"
             && let Some(plan) = params.get("plan_path").filter(|v| !v.is_null())
@@ -1303,6 +1377,10 @@ enum Ty {
     Lit(&'static [&'static str]),
     IntList,
     TaskList,
+    /// `list[str]`.
+    StrList,
+    /// `dict[str, str]`.
+    StrMap,
 }
 
 #[derive(Clone, Copy)]
@@ -1386,6 +1464,30 @@ const PLANNING_FILE_EDITOR_ACTION: ActionSpec = ActionSpec {
     fields: FILE_EDITOR_FIELDS,
 };
 
+/// `max_turns` is not offered to the LLM but still accepted, as the reference does.
+const TASK_ACTION: ActionSpec = ActionSpec {
+    kind: "TaskAction",
+    fields: &[
+        field("description", Ty::Str, Fallback::Null),
+        field("prompt", Ty::Str, Fallback::Required),
+        field("subagent_type", Ty::Str, Fallback::Str("general-purpose")),
+        field("resume", Ty::Str, Fallback::Null),
+        field("max_turns", Ty::Int { min: Some(1) }, Fallback::Null),
+    ],
+};
+
+const DELEGATE_COMMANDS: &[&str] = &["spawn", "delegate"];
+
+const DELEGATE_ACTION: ActionSpec = ActionSpec {
+    kind: "DelegateAction",
+    fields: &[
+        field("command", Ty::Lit(DELEGATE_COMMANDS), Fallback::Required),
+        field("ids", Ty::StrList, Fallback::Null),
+        field("agent_types", Ty::StrList, Fallback::Null),
+        field("tasks", Ty::StrMap, Fallback::Null),
+    ],
+};
+
 const APPLY_PATCH_ACTION: ActionSpec = ActionSpec {
     kind: "ApplyPatchAction",
     fields: &[field("patch", Ty::Str, Fallback::Required)],
@@ -1459,6 +1561,8 @@ fn action_spec(tool: &str) -> Option<&'static ActionSpec> {
         "glob" => Some(&GLOB_ACTION),
         "grep" => Some(&GREP_ACTION),
         "planning_file_editor" => Some(&PLANNING_FILE_EDITOR_ACTION),
+        "task" => Some(&TASK_ACTION),
+        "delegate" => Some(&DELEGATE_ACTION),
         "task_tracker" => Some(&TASK_TRACKER_ACTION),
         "finish" => Some(&FINISH_ACTION),
         "think" => Some(&THINK_ACTION),
@@ -1470,7 +1574,10 @@ fn action_spec(tool: &str) -> Option<&'static ActionSpec> {
 /// trailing garbage after the last `}` or `]`.
 fn fix_malformed_arguments(args: &mut Map<String, Value>, spec: &ActionSpec) {
     for field in spec.fields {
-        if !matches!(field.ty, Ty::IntList | Ty::TaskList) {
+        if !matches!(
+            field.ty,
+            Ty::IntList | Ty::TaskList | Ty::StrList | Ty::StrMap
+        ) {
             continue;
         }
         let Some(Value::String(raw)) = args.get(field.name) else {
@@ -1623,6 +1730,45 @@ fn coerce(ty: Ty, loc: &str, v: &Value, errors: &mut Vec<FieldError>) -> Option<
         Ty::Lit(options) => match v {
             Value::String(s) if options.contains(&s.as_str()) => Ok(v.clone()),
             _ => Err((literal_message(options), "literal_error")),
+        },
+        Ty::StrList => match v {
+            Value::Array(items) => {
+                let mut ok = true;
+                for (i, item) in items.iter().enumerate() {
+                    if !item.is_string() {
+                        ok = false;
+                        errors.push(field_error(
+                            format!("{loc}.{i}"),
+                            "Input should be a valid string",
+                            "string_type",
+                            item,
+                        ));
+                    }
+                }
+                return ok.then(|| v.clone());
+            }
+            _ => Err(("Input should be a valid list".to_string(), "list_type")),
+        },
+        Ty::StrMap => match v {
+            Value::Object(items) => {
+                let mut ok = true;
+                for (key, item) in items {
+                    if !item.is_string() {
+                        ok = false;
+                        errors.push(field_error(
+                            format!("{loc}.{key}"),
+                            "Input should be a valid string",
+                            "string_type",
+                            item,
+                        ));
+                    }
+                }
+                return ok.then(|| v.clone());
+            }
+            _ => Err((
+                "Input should be a valid dictionary".to_string(),
+                "dict_type",
+            )),
         },
         Ty::IntList => match v {
             Value::Array(items) => {
@@ -2708,7 +2854,7 @@ mod tests {
 
     /// The presets' schemas without descriptions, as the reference 1.24.0 builds them
     /// (`to_openai_tool(add_security_risk_prediction=True)`), key order included.
-    const PRESET_SCHEMAS: [(&str, &str); 8] = [
+    const PRESET_SCHEMAS: [(&str, &str); 10] = [
         (
             "apply_patch",
             r#"{"type":"object","properties":{"security_risk":{"type":"string","enum":["UNKNOWN","LOW","MEDIUM","HIGH"]},"summary":{"type":"string"},"patch":{"type":"string"}},"required":["patch"]}"#,
@@ -2741,13 +2887,21 @@ mod tests {
             "planning_file_editor",
             r#"{"type":"object","properties":{"security_risk":{"type":"string","enum":["UNKNOWN","LOW","MEDIUM","HIGH"]},"summary":{"type":"string"},"command":{"type":"string","enum":["view","create","str_replace","insert","undo_edit"]},"path":{"type":"string"},"file_text":{"type":"string"},"old_str":{"type":"string"},"new_str":{"type":"string"},"insert_line":{"type":"integer"},"view_range":{"type":"array","items":{"type":"integer"}}},"required":["command","path"]}"#,
         ),
+        (
+            "task",
+            r#"{"type":"object","properties":{"security_risk":{"type":"string","enum":["UNKNOWN","LOW","MEDIUM","HIGH"]},"summary":{"type":"string"},"description":{"type":"string"},"prompt":{"type":"string"},"subagent_type":{"type":"string"},"resume":{"type":"string"}},"required":["prompt"]}"#,
+        ),
+        (
+            "delegate",
+            r#"{"type":"object","properties":{"security_risk":{"type":"string","enum":["UNKNOWN","LOW","MEDIUM","HIGH"]},"summary":{"type":"string"},"command":{"type":"string","enum":["spawn","delegate"]},"ids":{"type":"array","items":{"type":"string"}},"agent_types":{"type":"array","items":{"type":"string"}},"tasks":{"type":"object"}},"required":["command"]}"#,
+        ),
     ];
 
     #[test]
     fn preset_schemas_match_the_reference_structure() {
         let names: Vec<&str> = PRESET_SCHEMAS.iter().map(|(n, _)| *n).collect();
         let specs = tool_specs(&names, "workspace/project", true);
-        assert_eq!(specs.len(), 8);
+        assert_eq!(specs.len(), 10);
         for (spec, (name, schema)) in specs.iter().zip(PRESET_SCHEMAS) {
             assert_eq!(spec.name, name);
             assert_eq!(
@@ -2765,6 +2919,7 @@ mod tests {
             working_dir: "workspace/project",
             vision: false,
             plan_path: Some("/abs/ws/.agents_tmp/PLAN.md"),
+            agent_types: None,
         };
         let def = |n: &str| tool_definition_in(n, &ctx).unwrap();
         let rf = def("read_file");
@@ -2922,5 +3077,59 @@ mod tests {
             tool_setup_error(&[("glob", &empty), ("glob", &empty)]).as_deref(),
             Some("Duplicate tool names found: {'glob'}")
         );
+        assert_eq!(tool_setup_error(&[("task_tool_set", &empty)]), None);
+        let mut odd = Map::new();
+        odd.insert("depth".into(), json!(2));
+        assert_eq!(
+            tool_setup_error(&[("task_tool_set", &odd)]).as_deref(),
+            Some("TaskToolSet.create() got an unexpected keyword argument 'depth'")
+        );
+        let mut children = Map::new();
+        children.insert("max_children".into(), json!(2));
+        assert_eq!(tool_setup_error(&[("delegate", &children)]), None);
+        assert_eq!(
+            tool_setup_error(&[("task", &empty)]).as_deref(),
+            Some("TaskTool.create() got an unexpected keyword argument 'conv_state'")
+        );
+    }
+
+    #[test]
+    fn sub_agent_tool_calls_validate_as_the_reference() {
+        assert_eq!(offered_name("task_tool_set"), Some("task"));
+        assert_eq!(offered_name("delegate"), Some("delegate"));
+        assert_eq!(offered_name("browser_tool_set"), None);
+        match parse_tool_call(&["task"], "task", r#"{"prompt": "p", "max_turns": 3}"#) {
+            ParsedCall::Ok { action, .. } => assert_eq!(
+                action,
+                json!({"description": null, "prompt": "p", "subagent_type": "general-purpose",
+                       "resume": null, "max_turns": 3, "kind": "TaskAction"})
+            ),
+            other => panic!("{other:?}"),
+        }
+        match parse_tool_call(
+            &["delegate"],
+            "delegate",
+            r#"{"command": "delegate", "tasks": "{\"a\": \"x\"}"}"#,
+        ) {
+            ParsedCall::Ok { action, .. } => assert_eq!(
+                action,
+                json!({"command": "delegate", "ids": null, "agent_types": null,
+                       "tasks": {"a": "x"}, "kind": "DelegateAction"})
+            ),
+            other => panic!("{other:?}"),
+        }
+        match parse_tool_call(&["delegate"], "delegate", r#"{"command": "spawn", "ids": [1]}"#) {
+            ParsedCall::Err { message, .. } => assert!(
+                message.starts_with(
+                    "Error validating tool 'delegate': 1 validation error for DelegateAction\nids.0\n  Input should be a valid string"
+                ),
+                "{message}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        let spec = tool_specs(&["delegate", "task"], "/ws", false);
+        assert_eq!(spec[0].parameters["required"], json!(["command"]));
+        assert_eq!(spec[1].parameters["required"], json!(["prompt"]));
+        assert!(spec[0].description.contains("/ws"));
     }
 }
