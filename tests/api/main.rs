@@ -24,6 +24,7 @@ mod persistence;
 mod preset_tools;
 mod rawwire;
 mod settings;
+mod switch_llm;
 mod webhooks;
 mod websocket;
 mod workspace;

@@ -47,6 +47,7 @@ SCENARIOS: dict[str, tuple[Path, list[str], int]] = {
     "mcp": (HERE / "scenarios" / "mcp.py", [], 180),
     "presets": (HERE / "scenarios" / "presets.py", [], 150),
     "examples": (HERE / "scenarios" / "examples.py", [], 150),
+    "switch-llm": (HERE / "scenarios" / "switch_llm.py", [], 150),
 }
 
 

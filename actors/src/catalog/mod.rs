@@ -18,13 +18,13 @@ use serde::Deserialize;
 
 use crate::tools::catalog::TOOL_NAMES;
 
-/// Names of the tools a conversation can be given, sorted. `finish` and
-/// `think` are built into every agent, so, as in the reference, they are not
-/// listed as registered tools.
+/// Names of the tools a conversation can be given, sorted. The built-ins
+/// (`finish`, `think`, `switch_llm`) come with `include_default_tools`, so, as
+/// in the reference, they are not listed as registered tools.
 pub fn registered_tools() -> Vec<String> {
     let mut names: Vec<String> = TOOL_NAMES
         .iter()
-        .filter(|n| !matches!(**n, "finish" | "think"))
+        .filter(|n| !crate::tools::catalog::is_builtin(n))
         .map(|n| n.to_string())
         .collect();
     names.sort();

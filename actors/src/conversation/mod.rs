@@ -13,6 +13,7 @@ pub mod persist;
 pub mod publisher;
 pub mod registry;
 pub mod run;
+mod switch;
 pub mod webhooks;
 
 use std::sync::Arc;

@@ -43,6 +43,7 @@ use crate::tools::catalog::{self, ParsedCall, ToolContext};
 use crate::tools::content::Content;
 use crate::tools::file_editor::FileEditor;
 use crate::tools::planning::{self, PlanningEditor};
+use crate::tools::prompt::{self, Bundled, PromptFile, Template};
 use crate::tools::task_tracker::TaskTracker;
 use crate::tools::terminal::{self, TerminalConfig, TerminalSession};
 use crate::tools::{apply_patch, gemini, search};
@@ -74,6 +75,8 @@ pub struct Tools {
     planning: Option<PlanningEditor>,
     /// The planning agent's plan file, once worked out for this actor's life.
     plan: Option<PathBuf>,
+    /// The LLM profile names `switch_llm` lists, read once for this actor's life.
+    pub(super) profiles: Option<Arc<Vec<String>>>,
 }
 
 /// Run state of one conversation.
@@ -203,17 +206,30 @@ impl ConversationActor {
             .collect()
     }
 
-    /// Why the agent's tools cannot be set up (the reference's `init_state` failing), as
-    /// the exception text the first message is answered with.
-    pub(super) fn tool_setup_error(&self) -> Option<String> {
-        let tools: Vec<(&str, &serde_json::Map<String, Value>)> = self
-            .record
-            .agent
+    /// Why the agent cannot be set up (the reference's `init_state` failing), as the
+    /// exception text the first message is answered with: a tool that cannot be set up,
+    /// then a system prompt template that does not exist.
+    pub(super) fn agent_setup_error(&self) -> Option<String> {
+        let agent = &self.record.agent;
+        let tools: Vec<(&str, &serde_json::Map<String, Value>)> = agent
             .tools
             .iter()
             .map(|t| (t.name.as_str(), &t.params))
             .collect();
-        catalog::tool_setup_error(&tools)
+        if let Some(error) = catalog::tool_setup_error(&tools) {
+            return Some(error);
+        }
+        // An inline prompt is used verbatim; the template is never looked at.
+        if has_inline_prompt(agent) {
+            return None;
+        }
+        match PromptFile::resolve(&agent.system_prompt_filename) {
+            Err(error) => Some(error),
+            Ok(PromptFile::Custom(path)) if !std::path::Path::new(&path).is_file() => {
+                Some(prompt::prompt_not_found(&path))
+            }
+            Ok(_) => None,
+        }
     }
 
     /// The planning agent's plan file, worked out once per actor life; `None` when the
@@ -251,15 +267,27 @@ impl ConversationActor {
         );
         let secret_names: Vec<String> = self.record.secret_sources.keys().cloned().collect();
         let policy = custom_security_policy(&agent.security_policy_filename);
-        let (prompt, dynamic) = crate::tools::prompt::system_prompt_for(
-            &agent.system_prompt_filename,
+        let file = PromptFile::resolve(&agent.system_prompt_filename);
+        let custom = match &file {
+            Ok(PromptFile::Custom(path)) if !has_inline_prompt(agent) => custom_system_prompt(path),
+            _ => None,
+        };
+        let template = match (file, &custom) {
+            (_, Some(text)) => Template::Text(text),
+            (Ok(PromptFile::Bundled(b)), None) => Template::Bundled(b),
+            // Refused before the first message (`agent_setup_error`), unless the file went
+            // away since: the default prompt then.
+            _ => Template::Bundled(Bundled::Default),
+        };
+        let (prompt, dynamic) = prompt::system_prompt_for(
+            template,
             &kwargs,
             &agent.llm.model,
             policy.as_deref(),
             &secret_names,
         );
         let mut prompt = match &agent.system_prompt {
-            Some(inline) if !inline.is_empty() => inline.clone(),
+            Some(inline) if has_inline_prompt(agent) => inline.clone(),
             _ => prompt,
         };
         if let Some(extra) = crate::agent::skills::system_additions(agent.agent_context.as_ref()) {
@@ -270,10 +298,12 @@ impl ConversationActor {
         let names = self.tool_names();
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         let plan = self.plan_path().map(|p| p.to_string_lossy().into_owned());
+        let profiles = self.profiles_for(&names);
         let ctx = ToolContext {
             working_dir: &self.record.workspace.working_dir,
             vision,
             plan_path: plan.as_deref(),
+            profiles: &profiles,
         };
         let tools = catalog::tool_definitions_in(&refs, &ctx);
         let tools = self.with_mcp_definitions(tools);
@@ -486,7 +516,7 @@ impl ConversationActor {
 
     fn start_run(&mut self, ctx: &mut Context<Self>) {
         if !self.record.agent_initialized
-            && let Some(error) = self.tool_setup_error()
+            && let Some(error) = self.agent_setup_error()
         {
             // The reference's run fails while setting the agent up, before any status
             // change; it only logs the error and publishes the state.
@@ -727,10 +757,12 @@ impl ConversationActor {
         let names = self.tool_names();
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         let plan = self.plan_path().map(|p| p.to_string_lossy().into_owned());
+        let profiles = self.profiles_for(&names);
         let ctx = ToolContext {
             working_dir: &self.record.workspace.working_dir,
             vision: vision(&self.record.agent.llm),
             plan_path: plan.as_deref(),
+            profiles: &profiles,
         };
         let specs = catalog::tool_specs_in(&refs, &ctx)
             .into_iter()
@@ -1037,6 +1069,7 @@ impl ConversationActor {
                 self.finish_action(ctx, &p, Ok(catalog::finish_observation(&msg)));
             }
             "think" => self.finish_action(ctx, &p, Ok(catalog::think_observation())),
+            "switch_llm" => self.execute_switch_llm(ctx, p, &action),
             "task_tracker" => {
                 let dir = PathBuf::from(&self.record.persistence_dir);
                 let tracker = self
@@ -1450,22 +1483,50 @@ impl ConversationActor {
     }
 }
 
+/// Whether the agent brings its own system prompt text (used instead of any template).
+fn has_inline_prompt(agent: &crate::model::agent::Agent) -> bool {
+    agent
+        .system_prompt
+        .as_deref()
+        .is_some_and(|p| !p.is_empty())
+}
+
+/// Longest template file of a client's that is read (system prompt, security policy).
+const MAX_TEMPLATE_BYTES: u64 = 256 * 1024;
+
+/// Reads at most [`MAX_TEMPLATE_BYTES`] of a client's template file.
+fn read_template(path: &std::path::Path) -> std::io::Result<String> {
+    // Read once, before the first user message; small and bounded.
+    std::fs::File::open(path).and_then(|f| {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::Read::take(f, MAX_TEMPLATE_BYTES), &mut text)
+            .map(|_| text)
+    })
+}
+
+/// The text of the agent's own system prompt template (`system_prompt_filename`
+/// as an absolute path); see [`Template::Text`] for how it is used. Unreadable:
+/// the default prompt, with a warning.
+fn custom_system_prompt(path: &str) -> Option<String> {
+    match read_template(std::path::Path::new(path)) {
+        Ok(text) => Some(text),
+        Err(e) => {
+            log::warn!("system prompt {path}: {e}; using the default prompt");
+            None
+        }
+    }
+}
+
 /// The agent's own security policy: `security_policy_filename` given as an
 /// absolute path (the reference includes that file in `<SECURITY>`; other
 /// names are its built-in templates). Read as plain text, not rendered as a
 /// template. Unreadable: the built-in policy, with a warning.
 fn custom_security_policy(filename: &str) -> Option<String> {
-    const MAX_POLICY_BYTES: u64 = 256 * 1024;
     let path = std::path::Path::new(filename);
     if !path.is_absolute() {
         return None;
     }
-    // Read once, before the first user message; small and bounded.
-    let read = std::fs::File::open(path).and_then(|f| {
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut std::io::Read::take(f, MAX_POLICY_BYTES), &mut text)
-            .map(|_| text)
-    });
+    let read = read_template(path);
     match read {
         Ok(text) => Some(text),
         Err(e) => {
@@ -1714,31 +1775,6 @@ impl Handler<AskAgent> for ConversationActor {
                     Ok(r.content)
                 }),
         )
-    }
-}
-
-impl Handler<SwitchLlm> for ConversationActor {
-    type Result = ResponseFuture<Result<(), ActorError>>;
-
-    fn handle(&mut self, msg: SwitchLlm, ctx: &mut Context<Self>) -> Self::Result {
-        if let Err(e) = self.gone_guard() {
-            return Box::pin(async move { Err(e) });
-        }
-        let llm: Llm = match serde_path_to_error::deserialize(msg.0) {
-            Ok(l) => l,
-            Err(e) => {
-                let mut loc = vec!["llm".to_string()];
-                loc.extend(crate::model::agent::path_segments(e.path()));
-                let field = crate::model::conversation::FieldError {
-                    loc,
-                    msg: crate::model::agent::clean_serde_message(&e.inner().to_string()),
-                    kind: "value_error",
-                };
-                return Box::pin(async move { Err(ActorError::Invalid(field)) });
-            }
-        };
-        self.record.agent.llm = llm;
-        self.save_record(ctx)
     }
 }
 

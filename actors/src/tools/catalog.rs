@@ -4,7 +4,7 @@
 //! (contract §3.1, §3.2, §2.3).
 //!
 //! The tools are the default agent's (`terminal`, `file_editor`, `task_tracker`, and the
-//! built-ins `finish` and `think`) and those the openhands-tools presets add
+//! built-ins `finish` and `think`, plus `switch_llm` when the agent includes it) and those the openhands-tools presets add
 //! (`apply_patch`; `read_file`, `write_file`, `edit`, `list_directory`; `glob`, `grep`,
 //! `planning_file_editor`), offered in the order the agent lists them, built-ins last.
 //! Descriptions are our own wording; the parameter
@@ -25,7 +25,7 @@ use serde_json::{Map, Number, Value, json};
 use crate::tools::content::Content;
 
 /// Every tool this server implements: the default agent's, then the presets'.
-pub const TOOL_NAMES: [&str; 13] = [
+pub const TOOL_NAMES: [&str; 14] = [
     "terminal",
     "file_editor",
     "task_tracker",
@@ -39,7 +39,19 @@ pub const TOOL_NAMES: [&str; 13] = [
     "planning_file_editor",
     "finish",
     "think",
+    "switch_llm",
 ];
+
+/// The built-in tools (`include_default_tools`), which follow the agent's own tools and
+/// its MCP tools.
+pub fn is_builtin(name: &str) -> bool {
+    matches!(name, "finish" | "think" | "switch_llm")
+}
+
+/// Whether a `ToolDefinition` kind is one of a built-in tool.
+pub fn is_builtin_kind(kind: &str) -> bool {
+    matches!(kind, "FinishTool" | "ThinkTool" | "SwitchLLMTool")
+}
 
 /// Tools the reference registers that this server does not provide (browser, sub-agents,
 /// consultation). An agent naming one gets it silently left out, so agents built with
@@ -131,7 +143,7 @@ const fn tool(
     }
 }
 
-const TOOLS: [ToolMeta; 13] = [
+const TOOLS: [ToolMeta; 14] = [
     ToolMeta {
         name: "terminal",
         tool_kind: "TerminalTool",
@@ -192,6 +204,15 @@ const TOOLS: [ToolMeta; 13] = [
         open_world: false,
         workspace_meta: false,
     },
+    tool(
+        "switch_llm",
+        "SwitchLLMTool",
+        "SwitchLLMAction",
+        "SwitchLLMObservation",
+        None,
+        [false, false, false, false],
+        false,
+    ),
     tool(
         "apply_patch",
         "ApplyPatchTool",
@@ -626,6 +647,8 @@ pub struct ToolContext<'a> {
     /// The planning agent's plan file (absolute); descriptions fall back to
     /// `<working_dir>/.agents_tmp/PLAN.md` when it is not known.
     pub plan_path: Option<&'a str>,
+    /// The saved LLM profile names `switch_llm` offers (none when not known).
+    pub profiles: &'a [String],
 }
 
 impl<'a> ToolContext<'a> {
@@ -635,6 +658,7 @@ impl<'a> ToolContext<'a> {
             working_dir,
             vision,
             plan_path: None,
+            profiles: &[],
         }
     }
 }
@@ -719,6 +743,11 @@ fn schema_for(name: &str, ctx: &ToolContext<'_>) -> Option<ToolSchema> {
             THINK_DESCRIPTION.to_string(),
             think_properties(),
             &["thought"],
+        ),
+        "switch_llm" => (
+            crate::tools::switch_llm::description(ctx.profiles),
+            crate::tools::switch_llm::properties(),
+            &crate::tools::switch_llm::REQUIRED,
         ),
         _ => return None,
     };
@@ -1371,6 +1400,14 @@ const THINK_ACTION: ActionSpec = ActionSpec {
     fields: &[field("thought", Ty::Str, Fallback::Required)],
 };
 
+const SWITCH_LLM_ACTION: ActionSpec = ActionSpec {
+    kind: "SwitchLLMAction",
+    fields: &[
+        field("profile_name", Ty::Str, Fallback::Required),
+        field("reason", Ty::Str, Fallback::Required),
+    ],
+};
+
 const FILE_EDITOR_FIELDS: &[FieldSpec] = &[
     field("command", Ty::Lit(FILE_EDITOR_COMMANDS), Fallback::Required),
     field("path", Ty::Str, Fallback::Required),
@@ -1462,6 +1499,7 @@ fn action_spec(tool: &str) -> Option<&'static ActionSpec> {
         "task_tracker" => Some(&TASK_TRACKER_ACTION),
         "finish" => Some(&FINISH_ACTION),
         "think" => Some(&THINK_ACTION),
+        "switch_llm" => Some(&SWITCH_LLM_ACTION),
         _ => None,
     }
 }
@@ -2765,6 +2803,7 @@ mod tests {
             working_dir: "workspace/project",
             vision: false,
             plan_path: Some("/abs/ws/.agents_tmp/PLAN.md"),
+            profiles: &[],
         };
         let def = |n: &str| tool_definition_in(n, &ctx).unwrap();
         let rf = def("read_file");

@@ -1,7 +1,8 @@
 //! The agent's tools: what the LLM is offered (`catalog`, `preset_schemas`), the system
 //! prompt, and the executors — `terminal` (a persistent shell in a supervised actor),
 //! `file_editor`, `task_tracker`, and the presets' `apply_patch`, the Gemini file tools
-//! (`gemini`), `glob`/`grep` (`search`) and `planning_file_editor` (`planning`).
+//! (`gemini`), `glob`/`grep` (`search`) and `planning_file_editor` (`planning`); the
+//! built-in `switch_llm`'s texts are in `switch_llm`.
 
 pub mod apply_patch;
 pub mod catalog;
@@ -14,5 +15,6 @@ pub mod preset_schemas;
 pub mod prompt;
 pub mod pty;
 pub mod search;
+pub mod switch_llm;
 pub mod task_tracker;
 pub mod terminal;
