@@ -477,3 +477,57 @@ async fn a_router_as_remote_clients_send_it_fails_the_run_like_the_reference() {
         "{error}"
     );
 }
+
+#[actix_web::test]
+async fn a_raw_clients_fallback_strategy_uses_the_store_on_transient_failures() {
+    let app = spawn_app().await;
+    let primary = ScriptedLlm::start(vec![
+        Reply::Status(503, "overloaded".into()),
+        Reply::Status(400, "bad request".into()),
+    ])
+    .await;
+    let backup = ScriptedLlm::start(vec![Reply::finish("answered by the backup")]).await;
+    save_profile(
+        &app,
+        "backup",
+        "openai/backup-model",
+        "sk-b",
+        &backup.openai_base,
+    )
+    .await;
+    let mut body = switch_body(&app, &primary);
+    body["agent"]["llm"]["fallback_strategy"] =
+        json!({"fallback_llms": ["not-saved", "backup"], "profile_store_dir": "/nowhere"});
+    let id = create(&app, body).await;
+    app.send_message(&id, "Hi.", true).await;
+    let info = app.wait_status(&id, &["finished", "error"]).await;
+    assert_eq!(info["execution_status"], "finished", "{info}");
+    assert_eq!(
+        info["agent"]["llm"]["fallback_strategy"]["fallback_llms"],
+        json!(["not-saved", "backup"])
+    );
+    assert_eq!(primary.agent_requests().len(), 1);
+    let answered = backup.agent_requests();
+    assert_eq!(answered.len(), 1);
+    assert_eq!(answered[0]["model"], "backup-model");
+    assert_eq!(answered[0]["_headers"]["authorization"], "Bearer sk-b");
+    let usage = info["stats"]["usage_to_metrics"].as_object().unwrap();
+    assert_eq!(
+        usage.keys().collect::<Vec<_>>(),
+        ["main"],
+        "a fallback counts under the primary's usage id"
+    );
+    // (The other call under `main` is the title, made with the primary.)
+    let calls = usage["main"]["token_usages"].as_array().unwrap();
+    let mut models: Vec<&str> = calls.iter().filter_map(|c| c["model"].as_str()).collect();
+    models.sort_unstable();
+    assert_eq!(models, ["openai/backup-model", "openai/test-model"]);
+    // The agent's LLM is unchanged: the next call starts with the primary, and a
+    // 400 is not a reason to fall back.
+    assert_eq!(info["agent"]["llm"]["model"], "openai/test-model");
+    app.send_message(&id, "Again.", true).await;
+    let info = app.wait_status(&id, &["finished", "error"]).await;
+    assert_eq!(info["execution_status"], "error");
+    assert_eq!(primary.agent_requests().len(), 2);
+    assert_eq!(backup.agent_requests().len(), 1);
+}

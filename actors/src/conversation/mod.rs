@@ -6,6 +6,7 @@
 //! messages; they never share a lock with them.
 
 pub mod actor;
+mod fallback;
 pub mod hooks;
 pub mod mcp;
 pub mod messages;

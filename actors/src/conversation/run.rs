@@ -112,6 +112,8 @@ pub struct RunState {
     /// `ask_agent` questions in flight (their futures live in the actor's
     /// context: an eviction would drop them).
     asks: usize,
+    /// The model of the fallback profile that answered the last agent call.
+    fallback_model: Option<String>,
 }
 
 /// What one LLM call is made with, and what it was derived from.
@@ -680,6 +682,7 @@ impl ConversationActor {
         let http = self.deps.http.clone();
         let generation = self.run.generation;
         let counters = self.deps.counters.clone();
+        let fallbacks = self.fallbacks();
         let me = ctx.address();
         let (delta_tx, delta_rx) = mpsc::unbounded_channel();
         self.run.deltas = cfg.stream.then_some(delta_rx);
@@ -694,18 +697,18 @@ impl ConversationActor {
                 };
                 let stream = cfg.stream;
                 let started = std::time::Instant::now();
-                let res = llm::complete(
-                    &http,
-                    &cfg,
-                    &messages,
-                    &tools,
-                    stream.then_some(&on_delta as _),
-                )
-                .await;
+                let deltas = stream.then_some(&on_delta as _);
+                let res = llm::complete(&http, &cfg, &messages, &tools, deltas).await;
+                let res = match (res, fallbacks) {
+                    (Err(e), Some(f)) if super::fallback::eligible(&e) => {
+                        f.try_all(&http, &messages, &tools, deltas, e).await
+                    }
+                    (res, _) => res.map(|r| (r, None)),
+                };
                 counters.llm_duration.observe(started.elapsed());
                 Counters::add(&counters.llm_calls, 1);
                 match &res {
-                    Ok(r) => {
+                    Ok((r, _)) => {
                         Counters::add(&counters.llm_latency_micros, r.latency.as_micros() as u64);
                         Counters::add(&counters.llm_prompt_tokens, r.usage.prompt_tokens);
                         Counters::add(&counters.llm_completion_tokens, r.usage.completion_tokens);
@@ -719,6 +722,10 @@ impl ConversationActor {
                 if act.run.generation == generation && act.run.active {
                     act.publish_deltas();
                     act.run.deltas = None;
+                    let res = res.map(|(r, fallback_model)| {
+                        act.run.fallback_model = fallback_model;
+                        r
+                    });
                     act.on_llm(res, ctx);
                 }
             }),
@@ -800,8 +807,29 @@ impl ConversationActor {
         self.run.deltas = Some(rx);
     }
 
+    /// The agent LLM's fallback profiles for the next call, if it has any.
+    fn fallbacks(&self) -> Option<super::fallback::Fallbacks> {
+        let names = &self
+            .record
+            .agent
+            .llm
+            .fallback_strategy
+            .as_ref()?
+            .fallback_llms;
+        (!names.is_empty()).then(|| super::fallback::Fallbacks {
+            names: names.clone(),
+            db: self.deps.store.db().clone(),
+            cipher: self.deps.cipher.clone(),
+        })
+    }
+
     fn stats_event(&mut self, r: &llm::LlmResponse) -> Event {
-        let call = self.call_usage(r);
+        let mut call = self.call_usage(r);
+        // A fallback's answer counts under the agent LLM's usage id, as the
+        // reference merges it into the primary's metrics, with its own model.
+        if let Some(model) = self.run.fallback_model.take() {
+            call.model = model;
+        }
         let usage_id = self.record.agent.llm.usage_id.clone();
         self.writer
             .record_call(&mut self.record.stats, &usage_id, call);
