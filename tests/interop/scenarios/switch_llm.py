@@ -11,6 +11,10 @@
 * ``44_model_switching_in_convo``: the 1.24.0 ``RemoteConversation`` has no
   ``switch_profile``; a remote client posts ``/switch_profile`` itself, and the
   next run goes to the profile's model.
+* ``39_llm_fallback`` and ``19_llm_routing``: the client drops an LLM's
+  ``fallback_strategy`` and sends a router as its placeholder model
+  ``router``, so the first runs on its primary and the second fails with
+  ``LLMBadRequestError``, as against the reference server.
 """
 
 from __future__ import annotations
@@ -154,10 +158,49 @@ def switch_profile_flow(checks: h.Checks) -> None:
         conv.close()
 
 
+def fallback_and_router_flow(checks: h.Checks) -> None:
+    with checks.check("39_llm_fallback: the client sends no fallback_strategy; the primary answers"):
+        from openhands.sdk.llm import FallbackStrategy
+
+        h.mock_reset([{"tool_calls": [h.finish_call("haiku written")]}])
+        strategy = FallbackStrategy(fallback_llms=[PROFILE])
+        llm = h.client_llm(usage_id="agent-primary", fallback_strategy=strategy)
+        agent = Agent(llm=llm, tools=[])
+        conv = Conversation(agent=agent, workspace=h.remote_workspace("workspace/fallback"), visualizer=None)
+        conv.send_message("Write a haiku about resilience into HAIKU.txt.")
+        conv.run()
+        info = h.conversation_info(conv.id)
+        h.expect("fallback_strategy" not in info["agent"]["llm"], "the client sent fallback_strategy")
+        models = [c["body"]["model"] for c in h.agent_calls()]
+        h.expect(models == ["mock-model"], f"models {models}")
+        conv.close()
+
+    with checks.check("19_llm_routing: a router arrives as its placeholder model and the run fails"):
+        from openhands.sdk.conversation.exceptions import ConversationRunError
+        from openhands.sdk.llm.router import MultimodalRouter
+
+        h.mock_reset([{"tool_calls": [h.finish_call("unused")]}])
+        routed = {"primary": h.client_llm(usage_id="p"), "secondary": h.client_llm(usage_id="s")}
+        router = MultimodalRouter(usage_id="multimodal-router", llms_for_routing=routed)
+        workspace = h.remote_workspace("workspace/router")
+        conv = Conversation(agent=Agent(llm=router, tools=[]), workspace=workspace, visualizer=None)
+        h.expect(h.conversation_info(conv.id)["agent"]["llm"]["model"] == "router", "not the placeholder")
+        conv.send_message("Hi there, who trained you?")
+        try:
+            conv.run(timeout=60)
+        except ConversationRunError as e:
+            h.expect("LLMBadRequestError" in str(e), f"run error {e}")
+        else:
+            raise AssertionError("run() returned normally")
+        h.expect(not h.agent_calls(), "a request reached the LLM")
+        conv.close()
+
+
 def body(checks: h.Checks) -> None:
     spy = h.WsSpy()
     tool_flow(checks, spy)
     switch_profile_flow(checks)
+    fallback_and_router_flow(checks)
     h.api("DELETE", f"/api/profiles/{PROFILE}")
 
 
