@@ -531,3 +531,38 @@ async fn a_raw_clients_fallback_strategy_uses_the_store_on_transient_failures() 
     assert_eq!(primary.agent_requests().len(), 2);
     assert_eq!(backup.agent_requests().len(), 1);
 }
+
+#[actix_web::test]
+async fn a_switch_to_a_usage_id_already_used_reuses_its_llm() {
+    let app = spawn_app().await;
+    let llm = ScriptedLlm::start(vec![]).await;
+    let id = create(&app, switch_body(&app, &llm)).await;
+    // The first message sets the agent up: its LLM is registered as `main`.
+    app.send_message(&id, "hi", false).await;
+    let switch = |model: &str, usage: &str| json!({"llm": {"model": model, "api_key": "k", "usage_id": usage}});
+    let path = format!("/api/conversations/{id}/switch_llm");
+    let model = |info: &Value| info["agent"]["llm"]["model"].as_str().unwrap().to_string();
+    for (posted, usage, expected) in [
+        ("openai/ignored", "main", "openai/test-model"),
+        ("openai/other", "other", "openai/other"),
+        ("openai/third", "other", "openai/other"),
+        ("openai/anything", "main", "openai/test-model"),
+    ] {
+        let (status, _) = app.post(&path, switch(posted, usage)).await;
+        assert_eq!(status, 200);
+        let (_, info) = app.get(&format!("/api/conversations/{id}")).await;
+        assert_eq!(model(&info), expected, "{posted} as {usage}");
+        assert_eq!(info["agent"]["llm"]["usage_id"], usage);
+    }
+    // A profile is read on its first use only.
+    save_profile(&app, "fast", "openai/fast-model", "sk-f", &llm.openai_base).await;
+    let profile = format!("/api/conversations/{id}/switch_profile");
+    let (status, _) = app.post(&profile, json!({"profile_name": "fast"})).await;
+    assert_eq!(status, 200);
+    save_profile(&app, "fast", "openai/fast-v2", "sk-f", &llm.openai_base).await;
+    app.post(&path, switch("openai/x", "main")).await;
+    let (status, _) = app.post(&profile, json!({"profile_name": "fast"})).await;
+    assert_eq!(status, 200);
+    let (_, info) = app.get(&format!("/api/conversations/{id}")).await;
+    assert_eq!(model(&info), "openai/fast-model");
+}

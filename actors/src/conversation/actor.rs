@@ -529,6 +529,7 @@ impl ConversationActor {
             // failure (e.g. an unregistered tool) with a 500; nothing is recorded.
             return Err(ActorError::Internal(error));
         }
+        self.seed_llm_registry();
         let mut events = prelude;
         if !self.record.agent_initialized {
             events.push(self.system_prompt_event());

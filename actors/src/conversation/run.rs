@@ -114,6 +114,11 @@ pub struct RunState {
     asks: usize,
     /// The model of the fallback profile that answered the last agent call.
     fallback_model: Option<String>,
+    /// The reference's LLM registry: the LLMs this conversation has used, by usage
+    /// id, for this actor's life; the first LLM registered under an id wins.
+    pub(super) llms: std::collections::HashMap<String, Llm>,
+    /// Whether the agent's own LLMs are registered (the agent was set up).
+    pub(super) llms_seeded: bool,
 }
 
 /// What one LLM call is made with, and what it was derived from.
@@ -527,6 +532,7 @@ impl ConversationActor {
             self.publish_ephemeral(snap);
             return;
         }
+        self.seed_llm_registry();
         let finished = self.record.execution_status == ExecutionStatus::Finished;
         if finished && !self.finished_run_has_hooks() {
             // A finished conversation stays finished until a new message.

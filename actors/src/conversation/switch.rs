@@ -7,8 +7,11 @@
 //! Either way the new LLM goes on the agent, is saved with the record (its
 //! secrets sealed like the rest of the agent) and reaches subscribers as an
 //! `agent` state update; the next LLM call is made with it and its usage is
-//! accounted under its `usage_id` (`profile:<name>` for a profile). Reading a
-//! profile happens on a blocking thread, never in the actor's mailbox.
+//! accounted under its `usage_id` (`profile:<name>` for a profile). Like the
+//! reference, the conversation keeps the LLMs it has used by usage id (for
+//! the actor's life) and a switch to a taken id reuses the registered LLM.
+//! Reading a profile happens on a blocking thread, never in the actor's
+//! mailbox.
 
 use std::sync::Arc;
 
@@ -57,6 +60,38 @@ impl ConversationActor {
         }
     }
 
+    /// Registers the agent's own LLMs (its LLM, its condenser's) once the
+    /// agent is set up, as the reference does on the first message or run;
+    /// an id already taken (by an earlier switch) keeps its LLM.
+    pub(super) fn seed_llm_registry(&mut self) {
+        if self.run.llms_seeded {
+            return;
+        }
+        self.run.llms_seeded = true;
+        let condenser = self
+            .record
+            .agent
+            .condenser
+            .as_ref()
+            .and_then(|c| c.get("llm"))
+            .and_then(|l| serde_json::from_value::<Llm>(l.clone()).ok());
+        for llm in std::iter::once(self.record.agent.llm.clone()).chain(condenser) {
+            self.run.llms.entry(llm.usage_id.clone()).or_insert(llm);
+        }
+    }
+
+    /// The LLM a switch to `llm` installs: the one already registered under
+    /// its usage id, if any (the reference's first-write-wins registry, so
+    /// posting a different LLM under a taken id changes nothing), else `llm`,
+    /// which is registered.
+    fn registered_llm(&mut self, llm: Llm) -> Llm {
+        self.run
+            .llms
+            .entry(llm.usage_id.clone())
+            .or_insert(llm)
+            .clone()
+    }
+
     /// Puts `llm` on the agent, saves it with the record and publishes the
     /// `agent` state update (none when the LLM is unchanged, as the
     /// reference only reports changed fields). Returns the last seq.
@@ -87,6 +122,18 @@ impl ConversationActor {
         let text = |key: &str| action.get(key).and_then(Value::as_str).map(str::to_string);
         let name = text("profile_name").unwrap_or_default();
         let reason = text("reason");
+        // A profile used before in this conversation comes from the registry, as
+        // in the reference (a later edit of the profile is not seen).
+        let usage_id = format!("{}{name}", switch_llm::USAGE_PREFIX);
+        if let Some(llm) = self.run.llms.get(&usage_id).cloned() {
+            let model = llm.model.clone();
+            if self.install_llm(ctx, llm).is_err() {
+                return;
+            }
+            let text = switch_llm::success_text(&name, &model, reason.as_deref().unwrap_or(""));
+            let obs = switch_llm::observation(&text, false, &name, reason.as_deref(), Some(&model));
+            return self.finish_action(ctx, &p, Ok(obs));
+        }
         let db = self.deps.store.db().clone();
         let cipher = self.deps.cipher.clone();
         let lookup = name.clone();
@@ -108,6 +155,7 @@ impl ConversationActor {
                 let reason = reason.as_deref();
                 let observation = match loaded {
                     Ok(llm) => {
+                        let llm = act.registered_llm(llm);
                         let model = llm.model.clone();
                         if act.install_llm(ctx, llm).is_err() {
                             return;
@@ -162,6 +210,7 @@ impl Handler<SwitchLlm> for ConversationActor {
                 return Box::pin(async move { Err(ActorError::Invalid(field)) });
             }
         };
+        let llm = self.registered_llm(llm);
         match self.install_llm(ctx, llm) {
             Ok(seq) => self.when_durable_or_flush(seq),
             Err(e) => Box::pin(async move { Err(e) }),
