@@ -16,6 +16,7 @@ use agent_actors::model::conversation::{
     parse_confirmation_policy, parse_secret_source, parse_security_analyzer,
 };
 use agent_actors::model::event::Event;
+use agent_actors::settings::profiles::ProfileLoadError;
 use agent_actors::store::Summary;
 use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
@@ -316,7 +317,14 @@ fn agent_from_settings(s: &Value) -> Result<Value, String> {
         Some(Value::Array(t)) if !t.is_empty() => Value::Array(t.clone()),
         _ => json!([{"name": "terminal"}, {"name": "file_editor"}, {"name": "task_tracker"}]),
     };
-    let mut agent = json!({"llm": llm, "tools": tools, "kind": "Agent"});
+    // The reference's `create_agent`: the built-ins, and `switch_llm` unless the
+    // settings turn it off.
+    let mut builtins = vec!["FinishTool", "ThinkTool"];
+    if s.get("enable_switch_llm_tool").and_then(Value::as_bool) != Some(false) {
+        builtins.push(agent_actors::tools::switch_llm::CLASS);
+    }
+    let mut agent = json!({"llm": llm, "tools": tools, "include_default_tools": builtins,
+                           "kind": "Agent"});
     for key in ["agent_context", "mcp_config"] {
         if let Some(v) = s.get(key).filter(|v| v.is_object()) {
             agent[key] = v.clone();
@@ -656,12 +664,14 @@ pub async fn fault(
     Ok(success(true))
 }
 
-/// Replace the agent's LLM with a saved profile.
+/// Replace the agent's LLM with a saved profile (accounted under `profile:<name>`).
 #[utoipa::path(post, path = "/api/conversations/{conversation_id}/switch_profile", tag = "Conversations",
     params(("conversation_id" = String, Path, description = "Conversation id")),
     request_body(content = serde_json::Value, description = "{\"profile_name\": name}"),
     responses((status = 200, description = "Switched", body = serde_json::Value),
+              (status = 400, description = "Invalid profile name, or damaged profile", body = serde_json::Value),
               (status = 404, description = "Unknown conversation or profile", body = serde_json::Value),
+              (status = 409, description = "Profile sealed with another key", body = serde_json::Value),
               (status = 422, description = "Invalid body", body = serde_json::Value)))]
 pub async fn switch_profile(
     path: web::Path<String>,
@@ -687,23 +697,34 @@ pub async fn switch_profile(
     let db = state.store.db().clone();
     let cipher = state.cipher.clone();
     let lookup = name.clone();
-    let profile = web::block(move || {
-        agent_actors::settings::SettingsStore::open(&db, cipher).and_then(|s| s.profile(&lookup))
+    let loaded = web::block(move || {
+        agent_actors::settings::SettingsStore::open(&db, cipher)
+            .map_err(|e| ProfileLoadError::Storage(e.to_string()))
+            .and_then(|s| s.profile_llm(&lookup))
     })
     .await
-    .map_err(|e| ApiError::internal(e.to_string()))?
-    .map_err(|e| ApiError::bad_request_msg(e.to_string()))?;
-    let Some(profile) = profile else {
-        return Err(ApiError::not_found_msg(format!(
-            "Profile '{name}' not found"
-        )));
+    .map_err(|e| ApiError::internal(e.to_string()))?;
+    let llm = match loaded {
+        Ok(llm) => llm,
+        Err(ProfileLoadError::NotFound) => {
+            return Err(ApiError::not_found_msg(format!(
+                "Profile '{name}' not found"
+            )));
+        }
+        Err(ProfileLoadError::Unreadable) => {
+            return Err(ApiError::conflict(format!(
+                "Profile '{name}' was saved with a different OH_SECRET_KEY; its secrets cannot be read"
+            )));
+        }
+        Err(ProfileLoadError::Storage(e)) => return Err(ApiError::internal(e)),
+        // The reference answers its `ValueError`s (a bad name, a damaged profile) with 400.
+        Err(e) => {
+            return Err(ApiError::bad_request_msg(
+                e.value_error(&name).unwrap_or_default(),
+            ));
+        }
     };
-    if !profile.unreadable.is_empty() {
-        return Err(ApiError::conflict(format!(
-            "Profile '{name}' was saved with a different OH_SECRET_KEY; its secrets cannot be read"
-        )));
-    }
-    state.call(id, SwitchLlm(profile.llm)).await??;
+    state.call(id, SwitchLlm(llm.to_value())).await??;
     Ok(success(true))
 }
 

@@ -25,6 +25,7 @@ mod preset_tools;
 mod rawwire;
 mod settings;
 mod subagents;
+mod switch_llm;
 mod webhooks;
 mod websocket;
 mod workspace;

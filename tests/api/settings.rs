@@ -58,7 +58,7 @@ async fn set_api_key(app: &TestApp, key: &str) {
 }
 
 /// Every byte stored under the database directory.
-fn database_bytes(dir: &Path) -> Vec<u8> {
+pub(crate) fn database_bytes(dir: &Path) -> Vec<u8> {
     let mut out = vec![];
     let mut stack = vec![dir.join(".openhands")];
     while let Some(d) = stack.pop() {
@@ -74,7 +74,7 @@ fn database_bytes(dir: &Path) -> Vec<u8> {
     out
 }
 
-fn contains(haystack: &[u8], needle: &str) -> bool {
+pub(crate) fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack
         .windows(needle.len())
         .any(|w| w == needle.as_bytes())
@@ -83,7 +83,7 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
 /// Copies the data directory of a running server (its writes are flushed
 /// before they are acknowledged) and starts a second server on the copy
 /// with `key`: a restart without a clean shutdown.
-async fn restart_on_copy(app: &TestApp, key: Option<&str>) -> TestApp {
+pub(crate) async fn restart_on_copy(app: &TestApp, key: Option<&str>) -> TestApp {
     fn copy(from: &Path, to: &Path) {
         std::fs::create_dir_all(to).expect("mkdir");
         for e in std::fs::read_dir(from).expect("read dir").flatten() {

@@ -48,6 +48,7 @@ SCENARIOS: dict[str, tuple[Path, list[str], int]] = {
     "presets": (HERE / "scenarios" / "presets.py", [], 150),
     "subagents": (HERE / "scenarios" / "subagents.py", [], 150),
     "examples": (HERE / "scenarios" / "examples.py", [], 150),
+    "switch-llm": (HERE / "scenarios" / "switch_llm.py", [], 150),
 }
 
 

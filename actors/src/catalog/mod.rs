@@ -20,12 +20,13 @@ use crate::tools::catalog::{TOOL_NAMES, TOOL_SETS};
 
 /// Names of the tools a conversation can be given, sorted, tool sets
 /// (`task_tool_set`) and their tools (`task`) both, as the reference
-/// registers them. `finish` and `think` are built into every agent, so, as in
-/// the reference, they are not listed as registered tools.
+/// registers them. The built-ins (`finish`, `think`, `switch_llm`) come with
+/// `include_default_tools`, so, as in the reference, they are not listed as
+/// registered tools.
 pub fn registered_tools() -> Vec<String> {
     let mut names: Vec<String> = TOOL_NAMES
         .iter()
-        .filter(|n| !matches!(**n, "finish" | "think"))
+        .filter(|n| !crate::tools::catalog::is_builtin(n))
         .chain(TOOL_SETS.iter().map(|(set, _)| set))
         .map(|n| n.to_string())
         .collect();

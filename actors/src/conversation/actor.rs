@@ -523,12 +523,13 @@ impl ConversationActor {
         verdict: Option<PromptVerdict>,
     ) -> Result<u64, ActorError> {
         if !self.record.agent_initialized
-            && let Some(error) = self.tool_setup_error()
+            && let Some(error) = self.agent_setup_error()
         {
             // The reference sets the agent up on the first message and answers its
             // failure (e.g. an unregistered tool) with a 500; nothing is recorded.
             return Err(ActorError::Internal(error));
         }
+        self.seed_llm_registry();
         let mut events = prelude;
         if !self.record.agent_initialized {
             events.push(self.system_prompt_event());

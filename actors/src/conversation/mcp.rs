@@ -36,7 +36,7 @@ use crate::mcp::client::{Failure, FailureKind, Session};
 use crate::mcp::config::{self, ServerConfig};
 use crate::mcp::tools::{self, MAX_TOOLS, McpTool};
 use crate::model::conversation::SendMessageRequest;
-use crate::tools::catalog::ParsedCall;
+use crate::tools::catalog::{self, ParsedCall};
 
 /// Something waiting for the MCP servers to be set up.
 enum Waiter {
@@ -371,7 +371,7 @@ impl ConversationActor {
             return names;
         };
         let extra = list.iter().map(|t| t.name.clone()).collect();
-        insert_before_end(names, extra, |n| n == "finish" || n == "think")
+        insert_before_end(names, extra, |n| catalog::is_builtin(n))
     }
 
     /// The `SystemPromptEvent` tool definitions with the MCP tools'.
@@ -381,10 +381,9 @@ impl ConversationActor {
         };
         let extra = list.iter().map(McpTool::definition).collect();
         insert_before_end(defs, extra, |d| {
-            matches!(
-                d.get("kind").and_then(Value::as_str),
-                Some("FinishTool" | "ThinkTool")
-            )
+            d.get("kind")
+                .and_then(Value::as_str)
+                .is_some_and(catalog::is_builtin_kind)
         })
     }
 
@@ -401,7 +400,7 @@ impl ConversationActor {
                 parameters: t.parameters(),
             })
             .collect();
-        insert_before_end(specs, extra, |s| s.name == "finish" || s.name == "think")
+        insert_before_end(specs, extra, |s| catalog::is_builtin(&s.name))
     }
 
     /// An LLM call of an MCP tool as an action; `None` when `name` is not one.
@@ -428,7 +427,7 @@ impl ConversationActor {
         let needed = !self.record.agent_initialized
             && state.tools.is_none()
             && self.mcp_configured()
-            && self.tool_setup_error().is_none();
+            && self.agent_setup_error().is_none();
         if state.waiting.is_none() && !needed {
             return Err(message);
         }

@@ -6,6 +6,7 @@
 //! messages; they never share a lock with them.
 
 pub mod actor;
+mod fallback;
 pub mod hooks;
 pub mod mcp;
 pub mod messages;
@@ -14,6 +15,7 @@ pub mod publisher;
 pub mod registry;
 pub mod run;
 pub mod subagent;
+mod switch;
 pub mod webhooks;
 
 use std::sync::Arc;

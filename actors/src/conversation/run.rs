@@ -43,6 +43,7 @@ use crate::tools::catalog::{self, ParsedCall, ToolContext};
 use crate::tools::content::Content;
 use crate::tools::file_editor::FileEditor;
 use crate::tools::planning::{self, PlanningEditor};
+use crate::tools::prompt::{self, Bundled, PromptFile, Template};
 use crate::tools::task_tracker::TaskTracker;
 use crate::tools::terminal::{self, TerminalConfig, TerminalSession};
 use crate::tools::{apply_patch, gemini, search};
@@ -76,6 +77,8 @@ pub struct Tools {
     plan: Option<PathBuf>,
     /// The `task` tool's sub-agents.
     pub(super) subagents: super::subagent::SubAgents,
+    /// The LLM profile names `switch_llm` lists, read once for this actor's life.
+    pub(super) profiles: Option<Arc<Vec<String>>>,
 }
 
 /// Run state of one conversation.
@@ -111,6 +114,13 @@ pub struct RunState {
     /// `ask_agent` questions in flight (their futures live in the actor's
     /// context: an eviction would drop them).
     asks: usize,
+    /// The model of the fallback profile that answered the last agent call.
+    fallback_model: Option<String>,
+    /// The reference's LLM registry: the LLMs this conversation has used, by usage
+    /// id, for this actor's life; the first LLM registered under an id wins.
+    pub(super) llms: std::collections::HashMap<String, Llm>,
+    /// Whether the agent's own LLMs are registered (the agent was set up).
+    pub(super) llms_seeded: bool,
 }
 
 /// What one LLM call is made with, and what it was derived from.
@@ -217,17 +227,30 @@ impl ConversationActor {
         names
     }
 
-    /// Why the agent's tools cannot be set up (the reference's `init_state` failing), as
-    /// the exception text the first message is answered with.
-    pub(super) fn tool_setup_error(&self) -> Option<String> {
-        let tools: Vec<(&str, &serde_json::Map<String, Value>)> = self
-            .record
-            .agent
+    /// Why the agent cannot be set up (the reference's `init_state` failing), as the
+    /// exception text the first message is answered with: a tool that cannot be set up,
+    /// then a system prompt template that does not exist.
+    pub(super) fn agent_setup_error(&self) -> Option<String> {
+        let agent = &self.record.agent;
+        let tools: Vec<(&str, &serde_json::Map<String, Value>)> = agent
             .tools
             .iter()
             .map(|t| (t.name.as_str(), &t.params))
             .collect();
-        catalog::tool_setup_error(&tools)
+        if let Some(error) = catalog::tool_setup_error(&tools) {
+            return Some(error);
+        }
+        // An inline prompt is used verbatim; the template is never looked at.
+        if has_inline_prompt(agent) {
+            return None;
+        }
+        match PromptFile::resolve(&agent.system_prompt_filename) {
+            Err(error) => Some(error),
+            Ok(PromptFile::Custom(path)) if !std::path::Path::new(&path).is_file() => {
+                Some(prompt::prompt_not_found(&path))
+            }
+            Ok(_) => None,
+        }
     }
 
     /// The planning agent's plan file, worked out once per actor life; `None` when the
@@ -265,15 +288,27 @@ impl ConversationActor {
         );
         let secret_names: Vec<String> = self.record.secret_sources.keys().cloned().collect();
         let policy = custom_security_policy(&agent.security_policy_filename);
-        let (prompt, dynamic) = crate::tools::prompt::system_prompt_for(
-            &agent.system_prompt_filename,
+        let file = PromptFile::resolve(&agent.system_prompt_filename);
+        let custom = match &file {
+            Ok(PromptFile::Custom(path)) if !has_inline_prompt(agent) => custom_system_prompt(path),
+            _ => None,
+        };
+        let template = match (file, &custom) {
+            (_, Some(text)) => Template::Text(text),
+            (Ok(PromptFile::Bundled(b)), None) => Template::Bundled(b),
+            // Refused before the first message (`agent_setup_error`), unless the file went
+            // away since: the default prompt then.
+            _ => Template::Bundled(Bundled::Default),
+        };
+        let (prompt, dynamic) = prompt::system_prompt_for(
+            template,
             &kwargs,
             &agent.llm.model,
             policy.as_deref(),
             &secret_names,
         );
         let mut prompt = match &agent.system_prompt {
-            Some(inline) if !inline.is_empty() => inline.clone(),
+            Some(inline) if has_inline_prompt(agent) => inline.clone(),
             _ => prompt,
         };
         if let Some(extra) = crate::agent::skills::system_additions(agent.agent_context.as_ref()) {
@@ -288,11 +323,13 @@ impl ConversationActor {
             .iter()
             .any(|n| n == "task" || n == "delegate")
             .then(|| self.agent_types_for_tools());
+        let profiles = self.profiles_for(&names);
         let ctx = ToolContext {
             working_dir: &self.record.workspace.working_dir,
             vision,
             plan_path: plan.as_deref(),
             agent_types: types.as_ref(),
+            profiles: &profiles,
         };
         // The 1.24 client has no `DelegateTool` class, so a recorded definition of that
         // kind would make it drop the whole event: `delegate` is offered to the LLM but
@@ -509,7 +546,7 @@ impl ConversationActor {
 
     fn start_run(&mut self, ctx: &mut Context<Self>) {
         if !self.record.agent_initialized
-            && let Some(error) = self.tool_setup_error()
+            && let Some(error) = self.agent_setup_error()
         {
             // The reference's run fails while setting the agent up, before any status
             // change; it only logs the error and publishes the state.
@@ -518,6 +555,7 @@ impl ConversationActor {
             self.publish_ephemeral(snap);
             return;
         }
+        self.seed_llm_registry();
         let finished = self.record.execution_status == ExecutionStatus::Finished;
         if finished && !self.finished_run_has_hooks() {
             // A finished conversation stays finished until a new message.
@@ -673,6 +711,7 @@ impl ConversationActor {
         let http = self.deps.http.clone();
         let generation = self.run.generation;
         let counters = self.deps.counters.clone();
+        let fallbacks = self.fallbacks();
         let me = ctx.address();
         let (delta_tx, delta_rx) = mpsc::unbounded_channel();
         self.run.deltas = cfg.stream.then_some(delta_rx);
@@ -687,18 +726,18 @@ impl ConversationActor {
                 };
                 let stream = cfg.stream;
                 let started = std::time::Instant::now();
-                let res = llm::complete(
-                    &http,
-                    &cfg,
-                    &messages,
-                    &tools,
-                    stream.then_some(&on_delta as _),
-                )
-                .await;
+                let deltas = stream.then_some(&on_delta as _);
+                let res = llm::complete(&http, &cfg, &messages, &tools, deltas).await;
+                let res = match (res, fallbacks) {
+                    (Err(e), Some(f)) if super::fallback::eligible(&e) => {
+                        f.try_all(&http, &messages, &tools, deltas, e).await
+                    }
+                    (res, _) => res.map(|r| (r, None)),
+                };
                 counters.llm_duration.observe(started.elapsed());
                 Counters::add(&counters.llm_calls, 1);
                 match &res {
-                    Ok(r) => {
+                    Ok((r, _)) => {
                         Counters::add(&counters.llm_latency_micros, r.latency.as_micros() as u64);
                         Counters::add(&counters.llm_prompt_tokens, r.usage.prompt_tokens);
                         Counters::add(&counters.llm_completion_tokens, r.usage.completion_tokens);
@@ -712,6 +751,10 @@ impl ConversationActor {
                 if act.run.generation == generation && act.run.active {
                     act.publish_deltas();
                     act.run.deltas = None;
+                    let res = res.map(|(r, fallback_model)| {
+                        act.run.fallback_model = fallback_model;
+                        r
+                    });
                     act.on_llm(res, ctx);
                 }
             }),
@@ -754,11 +797,13 @@ impl ConversationActor {
             .iter()
             .any(|n| n == "task" || n == "delegate")
             .then(|| self.agent_types_for_tools());
+        let profiles = self.profiles_for(&names);
         let ctx = ToolContext {
             working_dir: &self.record.workspace.working_dir,
             vision: vision(&self.record.agent.llm),
             plan_path: plan.as_deref(),
             agent_types: types.as_ref(),
+            profiles: &profiles,
         };
         let specs = catalog::tool_specs_in(&refs, &ctx)
             .into_iter()
@@ -796,8 +841,29 @@ impl ConversationActor {
         self.run.deltas = Some(rx);
     }
 
+    /// The agent LLM's fallback profiles for the next call, if it has any.
+    fn fallbacks(&self) -> Option<super::fallback::Fallbacks> {
+        let names = &self
+            .record
+            .agent
+            .llm
+            .fallback_strategy
+            .as_ref()?
+            .fallback_llms;
+        (!names.is_empty()).then(|| super::fallback::Fallbacks {
+            names: names.clone(),
+            db: self.deps.store.db().clone(),
+            cipher: self.deps.cipher.clone(),
+        })
+    }
+
     fn stats_event(&mut self, r: &llm::LlmResponse) -> Event {
-        let call = self.call_usage(r);
+        let mut call = self.call_usage(r);
+        // A fallback's answer counts under the agent LLM's usage id, as the
+        // reference merges it into the primary's metrics, with its own model.
+        if let Some(model) = self.run.fallback_model.take() {
+            call.model = model;
+        }
         let usage_id = self.record.agent.llm.usage_id.clone();
         self.writer
             .record_call(&mut self.record.stats, &usage_id, call);
@@ -1067,6 +1133,7 @@ impl ConversationActor {
             "think" => self.finish_action(ctx, &p, Ok(catalog::think_observation())),
             "task" => self.execute_task(ctx, p, action),
             "delegate" => self.execute_delegate(ctx, p, action),
+            "switch_llm" => self.execute_switch_llm(ctx, p, &action),
             "task_tracker" => {
                 let dir = PathBuf::from(&self.record.persistence_dir);
                 let tracker = self
@@ -1483,22 +1550,50 @@ impl ConversationActor {
     }
 }
 
+/// Whether the agent brings its own system prompt text (used instead of any template).
+fn has_inline_prompt(agent: &crate::model::agent::Agent) -> bool {
+    agent
+        .system_prompt
+        .as_deref()
+        .is_some_and(|p| !p.is_empty())
+}
+
+/// Longest template file of a client's that is read (system prompt, security policy).
+const MAX_TEMPLATE_BYTES: u64 = 256 * 1024;
+
+/// Reads at most [`MAX_TEMPLATE_BYTES`] of a client's template file.
+fn read_template(path: &std::path::Path) -> std::io::Result<String> {
+    // Read once, before the first user message; small and bounded.
+    std::fs::File::open(path).and_then(|f| {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::Read::take(f, MAX_TEMPLATE_BYTES), &mut text)
+            .map(|_| text)
+    })
+}
+
+/// The text of the agent's own system prompt template (`system_prompt_filename`
+/// as an absolute path); see [`Template::Text`] for how it is used. Unreadable:
+/// the default prompt, with a warning.
+fn custom_system_prompt(path: &str) -> Option<String> {
+    match read_template(std::path::Path::new(path)) {
+        Ok(text) => Some(text),
+        Err(e) => {
+            log::warn!("system prompt {path}: {e}; using the default prompt");
+            None
+        }
+    }
+}
+
 /// The agent's own security policy: `security_policy_filename` given as an
 /// absolute path (the reference includes that file in `<SECURITY>`; other
 /// names are its built-in templates). Read as plain text, not rendered as a
 /// template. Unreadable: the built-in policy, with a warning.
 fn custom_security_policy(filename: &str) -> Option<String> {
-    const MAX_POLICY_BYTES: u64 = 256 * 1024;
     let path = std::path::Path::new(filename);
     if !path.is_absolute() {
         return None;
     }
-    // Read once, before the first user message; small and bounded.
-    let read = std::fs::File::open(path).and_then(|f| {
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut std::io::Read::take(f, MAX_POLICY_BYTES), &mut text)
-            .map(|_| text)
-    });
+    let read = read_template(path);
     match read {
         Ok(text) => Some(text),
         Err(e) => {
@@ -1750,31 +1845,6 @@ impl Handler<AskAgent> for ConversationActor {
                     Ok(r.content)
                 }),
         )
-    }
-}
-
-impl Handler<SwitchLlm> for ConversationActor {
-    type Result = ResponseFuture<Result<(), ActorError>>;
-
-    fn handle(&mut self, msg: SwitchLlm, ctx: &mut Context<Self>) -> Self::Result {
-        if let Err(e) = self.gone_guard() {
-            return Box::pin(async move { Err(e) });
-        }
-        let llm: Llm = match serde_path_to_error::deserialize(msg.0) {
-            Ok(l) => l,
-            Err(e) => {
-                let mut loc = vec!["llm".to_string()];
-                loc.extend(crate::model::agent::path_segments(e.path()));
-                let field = crate::model::conversation::FieldError {
-                    loc,
-                    msg: crate::model::agent::clean_serde_message(&e.inner().to_string()),
-                    kind: "value_error",
-                };
-                return Box::pin(async move { Err(ActorError::Invalid(field)) });
-            }
-        };
-        self.record.agent.llm = llm;
-        self.save_record(ctx)
     }
 }
 

@@ -770,7 +770,7 @@ impl ConversationActor {
             Value::String("security_policy.j2".into()),
         );
         let (mut prompt, dynamic) = crate::tools::prompt::system_prompt_for(
-            "system_prompt.j2",
+            crate::tools::prompt::Template::Bundled(crate::tools::prompt::Bundled::Default),
             &kwargs,
             &run.model,
             None,

@@ -57,7 +57,7 @@ pub struct Agent {
     /// Regex limiting which tools are exposed.
     #[serde(default)]
     pub filter_tools_regex: Option<String>,
-    /// Built-in tools by class name (`FinishTool`, `ThinkTool`).
+    /// Built-in tools by class name (`FinishTool`, `ThinkTool`, `SwitchLLMTool`).
     #[serde(default = "d_default_tools")]
     pub include_default_tools: Vec<String>,
     /// Skills, secrets and prompt suffixes.
@@ -132,6 +132,20 @@ impl Agent {
                 msg: "Field required".into(),
             });
         }
+        // The reference's validator: an inline prompt excludes a template other than the
+        // default one.
+        let inline = obj.get("system_prompt").is_some_and(|p| !p.is_null());
+        let template = obj
+            .get("system_prompt_filename")
+            .is_some_and(|f| f.as_str() != Some("system_prompt.j2"));
+        if inline && template {
+            return Err(AgentError {
+                loc: vec![],
+                msg: "Value error, Cannot set both 'system_prompt' and a non-default \
+                      'system_prompt_filename'. Use one or the other."
+                    .into(),
+            });
+        }
         if let Some(Value::Object(c)) = obj.get_mut("condenser") {
             normalize_condenser(c)?;
         }
@@ -174,6 +188,7 @@ impl Agent {
             let name = match class.as_str() {
                 "FinishTool" => "finish",
                 "ThinkTool" => "think",
+                crate::tools::switch_llm::CLASS => crate::tools::switch_llm::NAME,
                 _ => continue,
             };
             if !names.iter().any(|n| n == name) {
@@ -258,6 +273,15 @@ mod tests {
         let e = Agent::from_input(json!({"tools": []})).unwrap_err();
         assert_eq!(e.loc, vec!["llm"]);
         assert!(Agent::from_input(json!([1])).is_err());
+        let e = Agent::from_input(json!({"llm": {}, "system_prompt": "x",
+                                         "system_prompt_filename": "system_prompt_interactive.j2"}))
+        .unwrap_err();
+        assert!(e.msg.starts_with("Value error, Cannot set both"), "{e:?}");
+        assert!(
+            Agent::from_input(json!({"llm": {}, "system_prompt": "x",
+                                     "system_prompt_filename": "system_prompt.j2"}))
+            .is_ok()
+        );
     }
 
     #[test]

@@ -816,6 +816,14 @@ impl ConversationRecord {
         })
     }
 
+    /// The value of an `agent` state update (the reference dumps the agent
+    /// with its secrets as `**********`).
+    pub fn agent_update_value(&self) -> Value {
+        let mut agent = self.agent_value(true);
+        secrets::apply_to_agent(&mut agent, &mut SecretAction::RedactStars);
+        agent
+    }
+
     /// The `full_state` snapshot value (nulls omitted, secrets `**********`).
     pub fn full_state_value(&self) -> Value {
         let mut agent = self.agent_value(true);

@@ -215,6 +215,21 @@ pub struct Llm {
     /// Extra body fields merged into provider requests.
     #[serde(default)]
     pub litellm_extra_body: Map<String, Value>,
+    /// Profiles to try when a call fails for a transient reason. The reference never
+    /// dumps it (so the official client never sends it); here it is kept with the
+    /// conversation, and shown only when a client set it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_strategy: Option<FallbackStrategy>,
+}
+
+/// The reference's `FallbackStrategy`: LLM profile names, tried in order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FallbackStrategy {
+    /// Profile names of the server's store.
+    pub fallback_llms: Vec<String>,
+    /// The reference's profile directory; this server reads its own store.
+    #[serde(default)]
+    pub profile_store_dir: Option<Value>,
 }
 
 /// Names of the LLM fields that hold secrets.
@@ -249,5 +264,19 @@ mod tests {
         assert_eq!(v["retry_multiplier"].to_string(), "8.0");
         assert_eq!(v["timeout"], 300);
         assert_eq!(v["reasoning_effort"], "high");
+        let with: Llm = serde_json::from_str(
+            r#"{"model":"openai/x","fallback_strategy":{"fallback_llms":["a","b"]}}"#,
+        )
+        .unwrap();
+        let names = &with.fallback_strategy.as_ref().unwrap().fallback_llms;
+        assert_eq!(names, &["a", "b"]);
+        assert_eq!(
+            with.to_value()["fallback_strategy"]["fallback_llms"],
+            serde_json::json!(["a", "b"])
+        );
+        assert!(llm.to_value().get("fallback_strategy").is_none());
+        assert!(
+            serde_json::from_str::<Llm>(r#"{"fallback_strategy":{"fallback_llms":"a"}}"#).is_err()
+        );
     }
 }

@@ -15,6 +15,7 @@ use super::persisted::{Persisted, SettingsUpdate, apply_in, set_active_in};
 use super::slots::{Expose, llm_slots, open_slots, render_slots, seal_slots};
 use super::{SettingsError, SettingsStore, abort, profile_name_from_model};
 use crate::crypto::{Cipher, is_sealed};
+use crate::model::llm::Llm;
 use crate::model::secrets::REDACTED;
 
 /// Most profiles kept.
@@ -24,6 +25,43 @@ const COUNT_KEY: &[u8] = b"\x00count";
 
 fn scope(name: &str) -> String {
     format!("profiles/{name}/")
+}
+
+/// Why a profile's LLM could not be put on a conversation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProfileLoadError {
+    /// The name breaks the profile-name rules (the reference's `ValueError`).
+    InvalidName,
+    /// No profile has that name.
+    NotFound,
+    /// Its secrets were sealed with another `OH_SECRET_KEY`.
+    Unreadable,
+    /// The stored LLM does not validate (the text says why, never a value).
+    Invalid(String),
+    /// The database failed.
+    Storage(String),
+}
+
+impl ProfileLoadError {
+    /// The reference's exception text for the loading failures it raises as
+    /// `ValueError`; `None` for the other kinds.
+    pub fn value_error(&self, name: &str) -> Option<String> {
+        match self {
+            ProfileLoadError::InvalidName => Some(format!(
+                "Invalid profile name: {}. Profile names must be 1-64 characters, start with \
+                 a letter or digit, and contain only letters, digits, '.', '_', or '-'.",
+                crate::tools::catalog::py_repr(&Value::String(name.to_string()))
+            )),
+            ProfileLoadError::Unreadable => Some(format!(
+                "Failed to load profile `{name}`: its secrets were sealed with a different \
+                 OH_SECRET_KEY"
+            )),
+            ProfileLoadError::Invalid(why) => {
+                Some(format!("Failed to load profile `{name}`: {why}"))
+            }
+            ProfileLoadError::NotFound | ProfileLoadError::Storage(_) => None,
+        }
+    }
 }
 
 /// One line of `GET /api/profiles`.
@@ -184,6 +222,52 @@ impl SettingsStore {
         }
     }
 
+    /// The names of every profile, sorted; no side effect (unlike
+    /// [`SettingsStore::list_profiles`]) and no secret opened.
+    pub fn profile_names(&self) -> Result<Vec<String>, SettingsError> {
+        let mut out = vec![];
+        for key in self.profiles.iter().keys() {
+            let key = key?;
+            if key.as_ref() != COUNT_KEY {
+                out.push(String::from_utf8_lossy(&key).into_owned());
+            }
+        }
+        Ok(out)
+    }
+
+    /// The LLM of profile `name`, secrets opened, ready to go on a
+    /// conversation's agent: its usage is accounted under `profile:<name>`,
+    /// as the reference registers a profile's LLM.
+    pub fn profile_llm(&self, name: &str) -> Result<Llm, ProfileLoadError> {
+        if !super::valid_profile_name(name) {
+            return Err(ProfileLoadError::InvalidName);
+        }
+        let profile = match self.profile(name) {
+            Ok(Some(p)) => p,
+            Ok(None) => return Err(ProfileLoadError::NotFound),
+            Err(SettingsError::Unreadable) => {
+                return Err(ProfileLoadError::Invalid(
+                    "the stored profile is damaged".into(),
+                ));
+            }
+            Err(e) => return Err(ProfileLoadError::Storage(e.to_string())),
+        };
+        if !profile.unreadable.is_empty() {
+            return Err(ProfileLoadError::Unreadable);
+        }
+        let mut llm: Llm = serde_path_to_error::deserialize(profile.llm).map_err(|e| {
+            let at = e.path().to_string();
+            let why = crate::model::agent::clean_serde_message(&e.inner().to_string());
+            ProfileLoadError::Invalid(if at == "." {
+                why
+            } else {
+                format!("{at}: {why}")
+            })
+        })?;
+        llm.usage_id = format!("{}{name}", crate::tools::switch_llm::USAGE_PREFIX);
+        Ok(llm)
+    }
+
     /// Saves (creates or replaces) a profile. `llm` must be normalized and
     /// hold plaintext secrets; without `include_secrets` they are dropped.
     pub fn save_profile(
@@ -320,6 +404,39 @@ mod tests {
         let raw = s.profiles.get("p0").unwrap().unwrap();
         assert!(!String::from_utf8_lossy(&raw).contains("sk-p"));
         assert_eq!(s.profile("p0").unwrap().unwrap().llm["api_key"], "sk-p");
+    }
+
+    #[test]
+    fn profile_llm_for_a_conversation() {
+        let s = store("k");
+        s.save_profile("fast", &llm("openai/fast"), true).unwrap();
+        s.save_profile("bad", &json!({"model": 5}), true).unwrap();
+        let got = s.profile_llm("fast").unwrap();
+        assert_eq!(got.model, "openai/fast");
+        assert_eq!(got.api_key.as_deref(), Some("sk-p"));
+        assert_eq!(got.usage_id, "profile:fast");
+        assert_eq!(s.profile_names().unwrap(), vec!["bad", "fast"]);
+        assert_eq!(
+            s.profile_llm("nope").unwrap_err(),
+            ProfileLoadError::NotFound
+        );
+        let e = s.profile_llm("../x").unwrap_err();
+        assert_eq!(e, ProfileLoadError::InvalidName);
+        assert!(
+            e.value_error("../x")
+                .unwrap()
+                .starts_with("Invalid profile name: '../x'. Profile names must be")
+        );
+        let e = s.profile_llm("bad").unwrap_err();
+        assert_eq!(
+            e.value_error("bad").unwrap(),
+            "Failed to load profile `bad`: model: Input should be a string"
+        );
+        let other = SettingsStore::open(&s.db, Some(Arc::new(Cipher::from_secret("x")))).unwrap();
+        assert_eq!(
+            other.profile_llm("fast").unwrap_err(),
+            ProfileLoadError::Unreadable
+        );
     }
 
     #[test]

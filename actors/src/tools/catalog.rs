@@ -4,7 +4,7 @@
 //! (contract §3.1, §3.2, §2.3).
 //!
 //! The tools are the default agent's (`terminal`, `file_editor`, `task_tracker`, and the
-//! built-ins `finish` and `think`) and those the openhands-tools presets add
+//! built-ins `finish` and `think`, plus `switch_llm` when the agent includes it) and those the openhands-tools presets add
 //! (`apply_patch`; `read_file`, `write_file`, `edit`, `list_directory`; `glob`, `grep`,
 //! `planning_file_editor`), offered in the order the agent lists them, built-ins last.
 //! Descriptions are our own wording; the parameter
@@ -26,8 +26,8 @@ use crate::tools::content::Content;
 
 /// Every tool this server offers an LLM: the default agent's, then the presets', then the
 /// sub-agent tools: `task` (which an agent gets through the `task_tool_set` set) and
-/// `delegate` (the reference's until 1.22, kept here as an extension).
-pub const TOOL_NAMES: [&str; 15] = [
+/// `delegate` (the reference's until 1.22, kept here as an extension), then the built-ins.
+pub const TOOL_NAMES: [&str; 16] = [
     "terminal",
     "file_editor",
     "task_tracker",
@@ -43,6 +43,7 @@ pub const TOOL_NAMES: [&str; 15] = [
     "delegate",
     "finish",
     "think",
+    "switch_llm",
 ];
 
 /// Tool sets: the registered name an agent lists, and the tool it stands for.
@@ -56,6 +57,17 @@ pub fn offered_name(name: &str) -> Option<&'static str> {
         .find(|(set, _)| *set == name)
         .map(|(_, tool)| *tool)
         .or_else(|| TOOL_NAMES.iter().find(|t| **t == name).copied())
+}
+
+/// The built-in tools (`include_default_tools`), which follow the agent's own tools and
+/// its MCP tools.
+pub fn is_builtin(name: &str) -> bool {
+    matches!(name, "finish" | "think" | "switch_llm")
+}
+
+/// Whether a `ToolDefinition` kind is one of a built-in tool.
+pub fn is_builtin_kind(kind: &str) -> bool {
+    matches!(kind, "FinishTool" | "ThinkTool" | "SwitchLLMTool")
 }
 
 /// Tools the reference registers that this server does not provide (browser,
@@ -142,7 +154,7 @@ const fn tool(
     }
 }
 
-const TOOLS: [ToolMeta; 15] = [
+const TOOLS: [ToolMeta; 16] = [
     ToolMeta {
         name: "terminal",
         tool_kind: "TerminalTool",
@@ -203,6 +215,15 @@ const TOOLS: [ToolMeta; 15] = [
         open_world: false,
         workspace_meta: false,
     },
+    tool(
+        "switch_llm",
+        "SwitchLLMTool",
+        "SwitchLLMAction",
+        "SwitchLLMObservation",
+        None,
+        [false, false, false, false],
+        false,
+    ),
     tool(
         "apply_patch",
         "ApplyPatchTool",
@@ -658,6 +679,8 @@ pub struct ToolContext<'a> {
     /// The conversation's sub-agent types, which the `task` tool's description lists
     /// (the built-in ones when not given).
     pub agent_types: Option<&'a crate::tools::agent_types::AgentTypes>,
+    /// The saved LLM profile names `switch_llm` offers (none when not known).
+    pub profiles: &'a [String],
 }
 
 impl<'a> ToolContext<'a> {
@@ -668,6 +691,7 @@ impl<'a> ToolContext<'a> {
             vision,
             plan_path: None,
             agent_types: None,
+            profiles: &[],
         }
     }
 }
@@ -770,6 +794,11 @@ fn schema_for(name: &str, ctx: &ToolContext<'_>) -> Option<ToolSchema> {
             THINK_DESCRIPTION.to_string(),
             think_properties(),
             &["thought"],
+        ),
+        "switch_llm" => (
+            crate::tools::switch_llm::description(ctx.profiles),
+            crate::tools::switch_llm::properties(),
+            &crate::tools::switch_llm::REQUIRED,
         ),
         _ => return None,
     };
@@ -1449,6 +1478,14 @@ const THINK_ACTION: ActionSpec = ActionSpec {
     fields: &[field("thought", Ty::Str, Fallback::Required)],
 };
 
+const SWITCH_LLM_ACTION: ActionSpec = ActionSpec {
+    kind: "SwitchLLMAction",
+    fields: &[
+        field("profile_name", Ty::Str, Fallback::Required),
+        field("reason", Ty::Str, Fallback::Required),
+    ],
+};
+
 const FILE_EDITOR_FIELDS: &[FieldSpec] = &[
     field("command", Ty::Lit(FILE_EDITOR_COMMANDS), Fallback::Required),
     field("path", Ty::Str, Fallback::Required),
@@ -1566,6 +1603,7 @@ fn action_spec(tool: &str) -> Option<&'static ActionSpec> {
         "task_tracker" => Some(&TASK_TRACKER_ACTION),
         "finish" => Some(&FINISH_ACTION),
         "think" => Some(&THINK_ACTION),
+        "switch_llm" => Some(&SWITCH_LLM_ACTION),
         _ => None,
     }
 }
@@ -2920,6 +2958,7 @@ mod tests {
             vision: false,
             plan_path: Some("/abs/ws/.agents_tmp/PLAN.md"),
             agent_types: None,
+            profiles: &[],
         };
         let def = |n: &str| tool_definition_in(n, &ctx).unwrap();
         let rf = def("read_file");

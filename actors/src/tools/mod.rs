@@ -4,6 +4,7 @@
 //! (`gemini`), `glob`/`grep` (`search`) and `planning_file_editor` (`planning`); the
 //! sub-agent tool `task` is described here (`task`, `agent_types`) and run by the
 //! conversation.
+//! built-in `switch_llm`'s texts are in `switch_llm`.
 
 pub mod agent_types;
 pub mod apply_patch;
@@ -18,6 +19,7 @@ pub mod preset_schemas;
 pub mod prompt;
 pub mod pty;
 pub mod search;
+pub mod switch_llm;
 pub mod task;
 pub mod task_tracker;
 pub mod terminal;

@@ -8,6 +8,9 @@
 //! `llm_security_analyzer`), `<EXTERNAL_SERVICES>`, `<ENVIRONMENT_SETUP>`,
 //! `<TROUBLESHOOTING>` and `<PROCESS_MANAGEMENT>` sections, and a model-specific
 //! `<IMPORTANT>` block for the model families the reference has one for.
+//! The reference's other bundled system prompts are here too, by file name ([`Bundled`]):
+//! the interactive, long-horizon and technical-philosophy variants (the default prompt
+//! and one more section each) and the planning agent's prompt.
 //! The dynamic context only names the conversation's secrets; it never holds their values.
 //! This module builds text only: it does not read settings, secrets or files.
 
@@ -100,23 +103,155 @@ pub fn system_prompt(
 /// The reference's template name for the planning agent's prompt.
 pub const PLANNING_PROMPT_FILE: &str = "system_prompt_planning.j2";
 
-/// Renders the system prompt the agent's `system_prompt_filename` names: the planning
-/// prompt for `system_prompt_planning.j2` (also given as a path ending in that name),
-/// the default prompt ([`system_prompt`]) for every other name.
+/// A system prompt template bundled with the server: one for each system prompt the
+/// reference bundles, in our own wording with the same role, sections and variables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bundled {
+    /// `system_prompt.j2`: the default agent's prompt ([`system_prompt`]).
+    Default,
+    /// `system_prompt_interactive.j2`: the default prompt and `<INTERACTION_RULES>`.
+    Interactive,
+    /// `system_prompt_long_horizon.j2`: the default prompt and `<TASK_MANAGEMENT>`.
+    LongHorizon,
+    /// `system_prompt_tech_philosophy.j2`: the default prompt and `<TECHNICAL_PHILOSOPHY>`.
+    TechPhilosophy,
+    /// `system_prompt_planning.j2`: the planning agent's prompt.
+    Planning,
+}
+
+/// The bundled templates by the reference's file names.
+pub const BUNDLED: [(&str, Bundled); 5] = [
+    ("system_prompt.j2", Bundled::Default),
+    ("system_prompt_interactive.j2", Bundled::Interactive),
+    ("system_prompt_long_horizon.j2", Bundled::LongHorizon),
+    ("system_prompt_tech_philosophy.j2", Bundled::TechPhilosophy),
+    (PLANNING_PROMPT_FILE, Bundled::Planning),
+];
+
+impl Bundled {
+    /// The bundled template of that file name.
+    pub fn from_name(name: &str) -> Option<Bundled> {
+        BUNDLED.iter().find(|(n, _)| *n == name).map(|(_, b)| *b)
+    }
+}
+
+/// What an agent's `system_prompt_filename` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PromptFile {
+    /// One of the bundled templates.
+    Bundled(Bundled),
+    /// A template file of the client's, by absolute path (read by the caller).
+    Custom(String),
+}
+
+impl PromptFile {
+    /// Resolves `system_prompt_filename` as the reference's loader does: a relative name
+    /// is one of its bundled templates, an absolute path a file on the server's machine.
+    /// An absolute path ending in a bundled name (a client that resolved the reference's
+    /// prompt directory on its side) is that template. `Err` holds the reference's
+    /// `FileNotFoundError` text for a name it has no template of.
+    pub fn resolve(filename: &str) -> Result<PromptFile, String> {
+        let path = std::path::Path::new(filename);
+        if !path.is_absolute() {
+            return Bundled::from_name(filename)
+                .map(PromptFile::Bundled)
+                .ok_or_else(|| prompt_not_found(filename));
+        }
+        let base = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        Ok(match Bundled::from_name(base) {
+            Some(b) => PromptFile::Bundled(b),
+            None => PromptFile::Custom(filename.to_string()),
+        })
+    }
+}
+
+/// The error text of a system prompt template that does not exist.
+pub fn prompt_not_found(filename: &str) -> String {
+    format!("Prompt file {filename} not found")
+}
+
+/// The template a system prompt is rendered from.
+#[derive(Debug, Clone, Copy)]
+pub enum Template<'a> {
+    /// A bundled template.
+    Bundled(Bundled),
+    /// The text of a client's template file. It is used as written (it is not rendered
+    /// as Jinja), except that `{% include "<bundled name>" %}` tags, the way the
+    /// reference's own variants extend the default prompt, are replaced by that prompt.
+    Text(&'a str),
+}
+
+/// Renders the system prompt of `template` and the dynamic context (see
+/// [`system_prompt`] for the other arguments).
 pub fn system_prompt_for(
-    filename: &str,
+    template: Template<'_>,
     kwargs: &Map<String, Value>,
     model: &str,
     custom_policy: Option<&str>,
     secret_names: &[String],
 ) -> (String, Option<String>) {
-    let is_planning =
-        filename == PLANNING_PROMPT_FILE || filename.ends_with(&format!("/{PLANNING_PROMPT_FILE}"));
-    if !is_planning {
-        return system_prompt(kwargs, model, custom_policy, secret_names);
-    }
     let dynamic = (!secret_names.is_empty()).then(|| secrets_block(secret_names));
-    (planning_prompt(kwargs), dynamic)
+    let text = match template {
+        Template::Bundled(b) => bundled_prompt(b, kwargs, model, custom_policy),
+        Template::Text(text) => {
+            expand_includes(text, |b| bundled_prompt(b, kwargs, model, custom_policy))
+                .trim()
+                .to_string()
+        }
+    };
+    (text, dynamic)
+}
+
+fn bundled_prompt(
+    which: Bundled,
+    kwargs: &Map<String, Value>,
+    model: &str,
+    custom_policy: Option<&str>,
+) -> String {
+    let extra = match which {
+        Bundled::Planning => return planning_prompt(kwargs),
+        Bundled::Default => None,
+        Bundled::Interactive => Some(("INTERACTION_RULES", INTERACTION_RULES)),
+        Bundled::LongHorizon => Some(("TASK_MANAGEMENT", TASK_MANAGEMENT)),
+        Bundled::TechPhilosophy => Some(("TECHNICAL_PHILOSOPHY", TECHNICAL_PHILOSOPHY)),
+    };
+    let (mut text, _) = system_prompt(kwargs, model, custom_policy, &[]);
+    if let Some((tag, body)) = extra {
+        text.push_str("\n\n");
+        text.push_str(&section(tag, body));
+    }
+    text
+}
+
+/// Replaces each `{% include "<bundled name>" %}` tag (either quote, with or without
+/// Jinja's `-` whitespace markers) with `render` of that template; other text, other
+/// tags included, is kept as written.
+fn expand_includes(text: &str, render: impl Fn(Bundled) -> String) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("{%") {
+        let Some(len) = rest[start..].find("%}") else {
+            break;
+        };
+        let tag = &rest[start..start + len + 2];
+        let inner = tag[2..tag.len() - 2].trim_matches('-').trim();
+        let target = inner
+            .strip_prefix("include")
+            .map(str::trim)
+            .and_then(|q| {
+                let quote = q.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+                q.strip_prefix(quote)?.strip_suffix(quote)
+            })
+            .and_then(Bundled::from_name);
+        out.push_str(&rest[..start]);
+        match target {
+            Some(b) => out.push_str(&render(b)),
+            None => out.push_str(tag),
+        }
+        rest = &rest[start + len + 2..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The planning agent's prompt: it researches the code base, asks what it must, and
@@ -205,6 +340,187 @@ const PLAN_SCOPE: &str = "\
 * Plan exactly what was asked: no extra features, improvements or side topics.
 * Leave out security and performance remarks unless the request is about them.
 * Leave out general advice and good practices that do not bear on this plan.";
+
+const INTERACTION_RULES: &str = "\
+* When the instructions are broad or loosely worded, study the code base before you build \
+anything or come back to the user, so that you can choose the right approach.
+  1. Look for the project's own guidance (rules.md, the README and similar files) and follow \
+it rather than assuming how its workflows, conventions or features are meant to work.
+  2. Hand over finished, working results instead of partial ones: check that the pieces fit \
+together before you present them.
+  3. Search for existing implementations and tests before writing new ones, and build on the \
+patterns the project already uses.
+
+* When you cannot tell what the user wants, ask before you go on.
+  1. Check that a file exists and can be accessed before working on it; when it is missing, \
+say so plainly and give the exact path you looked for.
+  2. Answer in the language the user prefers, and pin the requirements down early so that \
+questions do not keep going back and forth.
+  3. Explain your technical choices, above all architectural ones such as adding files or \
+making an existing design more complex.
+  4. Do not spend effort in vain: agree on the requirements and the approach before long \
+operations or before generating a lot of code.";
+
+const TASK_MANAGEMENT: &str = "\
+* The `task_tracker` tool keeps development work organised and shows the user where it \
+stands. Use it often: it is how you plan, split large jobs into manageable pieces and make \
+sure no requirement slips through.
+* Mark a task `done` as soon as it is finished; never let several finished tasks pile up \
+before updating them.
+* For work with several phases, lay out a full plan with `task_tracker`:
+  1. start by breaking the goal down into its main phases;
+  2. add detailed items where an activity needs to be split into concrete steps;
+  3. set a task to `in_progress` when you start on it;
+  4. set it to `done` right after finishing it;
+  5. add items to a phase whenever you discover new requirements for it;
+  6. if the plan needs a substantial change, propose the new version and get the user's \
+agreement before continuing.
+* Example, fixing failing checks:
+  ```
+  User: \"Run the linters and fix whatever they report\"
+  Assistant: I'll put the work into task_tracker first:
+  - Run the linters
+  - Fix the reported problems
+  Running the linters in the terminal now.
+  [The linters report 5 problems]
+  There are 5 problems to fix; I'm adding one task for each to the tracker.
+  [Sets the first task to in_progress]
+  Starting with the first problem...
+  [First problem fixed]
+  That one is fixed: marking it done and moving on to the second...
+  ```
+* Example, building a feature:
+  ```
+  User: \"Add a settings page where users can change their notification preferences\"
+  Assistant: I'll plan this settings page in task_tracker before writing code:
+  1. Find out how user preferences are stored today
+  2. Design the page and its form
+  3. Implement loading and saving of the preferences
+  4. Add validation and error messages
+  5. Wire everything together and test it
+  First, let me look at how preferences are stored...
+  [Works through the tasks one by one, moving each to in_progress and then done]
+  ```";
+
+const TECHNICAL_PHILOSOPHY: &str = "\
+Think about code the way Linus Torvalds, who created the Linux kernel and has steered it for \
+more than thirty years, thinks about it: judge where the quality risks are and make sure the \
+technical foundations are sound.
+
+# Core principles
+
+1. Good taste comes first
+Look at a problem from another side until its special cases stop being special and the \
+code handles them like every other case.
+    • The textbook example is removing an entry from a linked list: ten lines full of \
+conditions become four without a single branch.
+    • Taste is an instinct that grows with experience.
+    • Removing an edge case is always better than adding a check for it.
+
+2. Never break what users rely on
+    • A change that makes existing programs fail is a bug, however correct it looks in \
+theory.
+    • Software exists to serve its users, not to teach them lessons.
+    • Backward compatibility is not negotiable.
+
+3. Pragmatism
+    • Solve the problems that actually exist, not hypothetical ones.
+    • Turn down designs that are perfect on paper but complicated in practice.
+    • Code answers to reality, not to research papers.
+
+4. Simplicity, relentlessly
+    • More than three levels of indentation means the code needs restructuring.
+    • A function is short and does one thing well.
+    • Names are short and to the point.
+    • Complexity is where bugs come from.
+
+# How to communicate
+
+    • Be direct, clear and constructive: talk about how to improve the code, not about \
+the person who wrote it.
+    • Give concrete, actionable feedback on technical points; keep the bar high while \
+staying respectful and helpful.
+
+# Working through a request
+
+## 0. Three questions before anything else
+
+1. Is the problem real, or imagined? Do not over-engineer.
+2. Is there a simpler way? Look for the simplest solution that works.
+3. What could this break? Compatibility comes first.
+
+## 1. Confirm what was asked
+
+Once you have understood the request, restate it in this direct style and ask for \
+confirmation:
+\t> As I understand it, you want: [the request, restated plainly]
+\t> Is that right?
+
+## 2. Take the problem apart, layer by layer
+
+### Layer one: data structures
+Good engineers think about data structures first and code second.
+    • What are the essential pieces of data, and how do they relate?
+    • Where does the data flow, who owns it and who changes it?
+    • Is anything copied or converted for no good reason?
+
+### Layer two: special cases
+Well-designed code has no special cases.
+    • Find every if/else branch.
+    • Which of them are real business rules, and which only patch over a poor design?
+    • Could a different data structure make those branches unnecessary?
+
+### Layer three: complexity
+If it needs deep nesting, redesign it.
+    • What is the feature in one sentence?
+    • How many separate ideas does the present solution rely on?
+    • Can that number be halved, and then halved again?
+
+### Layer four: what could break
+Compatibility is the rule.
+    • List every existing feature the change could affect.
+    • Which dependents would stop working?
+    • How can it be improved without breaking any of them?
+
+### Layer five: does it matter in practice
+When theory and practice disagree, practice wins.
+    • Does the problem actually happen in production?
+    • How many users does it really affect?
+    • Is the solution's complexity in proportion to the problem?
+
+## 3. What your decision states
+After the five layers, always give:
+
+[Core judgment]
+✅ Worth doing: [why] / ❌ Not worth doing: [why]
+
+[Key insights]
+- Data structures: [the relationship that matters most]
+- Complexity: [what can be removed]
+- Risk: [the most likely breakage]
+
+[Plan]
+When it is worth doing:
+1. simplify the data structures first;
+2. remove the special cases;
+3. implement it in the plainest, clearest way;
+4. make sure nothing existing breaks.
+
+When it is not, tell the user that the problem being solved does not really exist, and \
+name the real problem.
+
+## 4. Reviewing code
+Give three quick verdicts on any code you look at:
+
+[Taste]
+🟢 Good taste / 🟡 Passable / 🔴 Needs work
+
+[Worst problem]
+- [the worst issue, stated directly, if there is one]
+
+[Direction]
+For example: \"remove this special case\", \"these ten lines can be three\", \"this is the \
+wrong data structure; use … instead\".";
 
 /// Jinja truthiness of a kwarg value.
 fn truthy(v: &Value) -> bool {
@@ -756,8 +1072,8 @@ mod tests {
     fn planning_prompt_by_file_name() {
         let structure = "The plan must follow this structure exactly:\n\n1. OBJECTIVE\n   * Goal.";
         let kw = kwargs(json!({"plan_structure": structure}));
-        let (text, dynamic) =
-            system_prompt_for("system_prompt_planning.j2", &kw, "gpt-5", None, &[]);
+        let planning = Template::Bundled(Bundled::Planning);
+        let (text, dynamic) = system_prompt_for(planning, &kw, "gpt-5", None, &[]);
         assert!(dynamic.is_none());
         assert!(text.starts_with("You are a planning agent"));
         assert!(text.ends_with(&format!("<PLAN_STRUCTURE>\n{structure}\n</PLAN_STRUCTURE>")));
@@ -779,9 +1095,85 @@ mod tests {
         );
         assert!(text.contains(".agents_tmp/PLAN.md"));
         assert!(!text.contains("<SECURITY>"));
-        let (default, _) = system_prompt_for("system_prompt.j2", &kw, "gpt-5", None, &[]);
+        let default = Template::Bundled(Bundled::Default);
+        let (default, _) = system_prompt_for(default, &kw, "gpt-5", None, &[]);
         assert_eq!(default, system_prompt(&kw, "gpt-5", None, &[]).0);
-        let (abs, _) = system_prompt_for("/x/system_prompt_planning.j2", &kw, "gpt-5", None, &[]);
-        assert_eq!(abs, text);
+        assert_eq!(
+            PromptFile::resolve("/x/system_prompt_planning.j2"),
+            Ok(PromptFile::Bundled(Bundled::Planning))
+        );
+    }
+
+    #[test]
+    fn bundled_variants_extend_the_default_prompt() {
+        let kw = kwargs(json!({"llm_security_analyzer": true}));
+        let model = "anthropic/claude-sonnet-4-5";
+        let (default, _) = system_prompt(&kw, model, None, &[]);
+        for (name, tag) in [
+            ("system_prompt_interactive.j2", "INTERACTION_RULES"),
+            ("system_prompt_long_horizon.j2", "TASK_MANAGEMENT"),
+            ("system_prompt_tech_philosophy.j2", "TECHNICAL_PHILOSOPHY"),
+        ] {
+            let Ok(PromptFile::Bundled(b)) = PromptFile::resolve(name) else {
+                panic!("{name} is bundled");
+            };
+            let (text, dynamic) =
+                system_prompt_for(Template::Bundled(b), &kw, model, None, &["K".into()]);
+            assert!(text.starts_with(&default), "{name}");
+            let extra = &text[default.len()..];
+            assert!(
+                extra.starts_with(&format!("\n\n<{tag}>\n")),
+                "{name}: {extra}"
+            );
+            assert!(extra.ends_with(&format!("\n</{tag}>")), "{name}");
+            // The model-specific block stays where the default prompt has it.
+            assert!(text.find("<IMPORTANT>").unwrap() < text.find(&format!("<{tag}>")).unwrap());
+            assert!(dynamic.unwrap().contains("$K"));
+        }
+        assert!(
+            system_prompt_for(
+                Template::Bundled(Bundled::LongHorizon),
+                &kw,
+                model,
+                None,
+                &[]
+            )
+            .0
+            .contains("`task_tracker`")
+        );
+    }
+
+    #[test]
+    fn unknown_and_custom_prompt_files() {
+        assert_eq!(
+            PromptFile::resolve("nope.j2"),
+            Err("Prompt file nope.j2 not found".to_string())
+        );
+        assert_eq!(
+            PromptFile::resolve("security_policy.j2"),
+            Err("Prompt file security_policy.j2 not found".to_string())
+        );
+        assert_eq!(
+            PromptFile::resolve("/etc/agent/mine.j2"),
+            Ok(PromptFile::Custom("/etc/agent/mine.j2".into()))
+        );
+        let kw = kwargs(json!({}));
+        let custom =
+            "{% include \"system_prompt.j2\" %}\n\n<HOUSE_RULES>\nBe brief.\n</HOUSE_RULES>\n";
+        let (text, _) = system_prompt_for(Template::Text(custom), &kw, "gpt-5", None, &[]);
+        let (default, _) = system_prompt(&kw, "gpt-5", None, &[]);
+        assert_eq!(
+            text,
+            format!("{default}\n\n<HOUSE_RULES>\nBe brief.\n</HOUSE_RULES>")
+        );
+        let other = "{%- include 'system_prompt_interactive.j2' -%} {% if x %}y{% endif %}";
+        let (text, _) = system_prompt_for(Template::Text(other), &kw, "gpt-5", None, &[]);
+        assert!(text.contains("<INTERACTION_RULES>"));
+        assert!(
+            text.ends_with(" {% if x %}y{% endif %}"),
+            "other tags are kept: {text}"
+        );
+        let (text, _) = system_prompt_for(Template::Text("  plain  "), &kw, "gpt-5", None, &[]);
+        assert_eq!(text, "plain");
     }
 }
