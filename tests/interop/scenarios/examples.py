@@ -203,10 +203,13 @@ def defense_in_depth_flow(checks: h.Checks) -> None:
         )
         agent = Agent(llm=h.client_llm(), tools=[Tool(name=TerminalTool.name)])
         conv = Conversation(agent=agent, workspace=h.remote_workspace(wd), visualizer=None)
-        analyzer = EnsembleSecurityAnalyzer(analyzers=[PolicyRailSecurityAnalyzer(), PatternSecurityAnalyzer()])
+        analyzer = EnsembleSecurityAnalyzer(
+            analyzers=[PolicyRailSecurityAnalyzer(), PatternSecurityAnalyzer()]
+        )
         conv.set_security_analyzer(analyzer)
         conv.set_confirmation_policy(ConfirmRisky(threshold=SecurityRisk.HIGH))
-        h.expect(type(h.fresh_state(conv).security_analyzer).__name__ == "EnsembleSecurityAnalyzer", "analyzer")
+        kind = type(h.fresh_state(conv).security_analyzer).__name__
+        h.expect(kind == "EnsembleSecurityAnalyzer", f"analyzer {kind}")
         conv.send_message("Clean up the scratch directory.")
         for what in ("rm -rf", "curl | bash"):
             # The 1.24.0 blocking run() does not return on a waiting conversation.
@@ -217,9 +220,11 @@ def defense_in_depth_flow(checks: h.Checks) -> None:
             conv.reject_pending_actions(f"no {what}")
             h.wait_status(conv.id, "idle", 10)
         conv.run()
-        h.expect(conv.state.execution_status == ConversationExecutionStatus.FINISHED, "the harmless step did not run")
+        finished = conv.state.execution_status == ConversationExecutionStatus.FINISHED
+        h.expect(finished, "the harmless step did not run")
         stored = h.search_events(str(conv.id))
-        ran = [e["observation"].get("command") for e in h.of_kind(stored, "ObservationEvent")]
+        observed = h.of_kind(stored, "ObservationEvent", tool="terminal")
+        ran = [e["observation"].get("command") for e in observed]
         h.expect(ran == ["ls scratch"], f"commands run {ran}")
         rejected = h.of_kind(stored, "UserRejectObservation")
         h.expect(len(rejected) == 2, f"{len(rejected)} rejections")
