@@ -167,3 +167,59 @@ async fn a_lone_think_never_waits_for_confirmation() {
             .any(|e| e["kind"] == "ObservationEvent" && e["tool_name"] == "think")
     );
 }
+
+/// `06_interactive_terminal_w_reasoning.py`:
+/// `Tool(name="terminal", params={"no_change_timeout_seconds": 3})` sets how
+/// long a command may show no new output before the agent gets control back
+/// (the server's default is 30 s); here `python3` waits for input.
+#[actix_web::test]
+async fn the_terminal_tool_takes_its_no_change_timeout_from_the_agent() {
+    let app = spawn_app().await;
+    let llm = ScriptedLlm::start(vec![
+        Reply::terminal("python3"),
+        Reply::Tools(
+            None,
+            vec![(
+                "terminal".into(),
+                json!({"command": "print(6 * 7)", "is_input": true, "security_risk": "LOW"}),
+            )],
+        ),
+        Reply::Tools(
+            None,
+            vec![(
+                "terminal".into(),
+                json!({"command": "exit()", "is_input": true, "security_risk": "LOW"}),
+            )],
+        ),
+        Reply::finish("done"),
+    ])
+    .await;
+    let mut body = app.conversation_body(Some(&llm.openai_base));
+    body["agent"]["tools"] =
+        json!([{"name": "terminal", "params": {"no_change_timeout_seconds": 1}}]);
+    let (status, info) = app.post("/api/conversations", body).await;
+    assert_eq!(status, 201, "{info}");
+    let id = info["id"].as_str().unwrap().to_string();
+    let started = std::time::Instant::now();
+    app.send_message(&id, "Use python3 interactively.", true)
+        .await;
+    app.wait_status(&id, &["finished", "error"]).await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+    let events = app.all_events(&id).await;
+    let obs: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["kind"] == "ObservationEvent" && e["tool_name"] == "terminal")
+        .collect();
+    assert_eq!(obs.len(), 3);
+    let first = obs[0]["observation"].to_string();
+    assert!(first.contains("no new output after 1 seconds"), "{first}");
+    assert!(
+        obs[1]["observation"].to_string().contains("42"),
+        "{}",
+        obs[1]
+    );
+}

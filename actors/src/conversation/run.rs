@@ -1206,8 +1206,18 @@ impl ConversationActor {
             return t.clone();
         }
         let mut cfg = TerminalConfig::new(self.working_dir());
-        cfg.no_change_timeout =
-            Duration::from_secs(self.deps.config.terminal_no_change_timeout_secs.max(1));
+        // `Tool(name="terminal", params={"no_change_timeout_seconds": n})` wins
+        // over the server's default, as the reference's tool factory takes it.
+        let from_agent = self
+            .record
+            .agent
+            .tools
+            .iter()
+            .find(|t| t.name == "terminal")
+            .and_then(|t| t.params.get("no_change_timeout_seconds"))
+            .and_then(Value::as_u64);
+        let secs = from_agent.unwrap_or(self.deps.config.terminal_no_change_timeout_secs);
+        cfg.no_change_timeout = Duration::from_secs(secs.clamp(1, 24 * 3600));
         cfg.full_output_save_dir =
             Some(PathBuf::from(&self.record.persistence_dir).join("observations"));
         let addr = Supervisor::start(move |_| TerminalSession::new(cfg));
