@@ -22,9 +22,20 @@ run remotely: what each relies on the server for, through the official client.
   and ``curl | bash`` for confirmation although the LLM called them LOW, and
   lets a harmless command run.
 
-A second sweep (02_remote_agent_server 01, 11, 12, 13 and most remote-capable
-01_standalone_sdk examples) is summarised in the repository's commit log; the
-``get_llm()`` flow of ``13_workspace_get_llm`` is checked in ``workspace.py``.
+A second sweep ran ``02_remote_agent_server`` 01, 11, 12 and 13 (with a
+stand-in ``ManagedAPIServer`` launching this binary with the same flags and
+variables) and ``01_standalone_sdk`` 01, 03, 05, 06, 10, 11, 13, 14, 17, 18,
+20, 21, 24, 26, 29, 31, 34, 36, 45 (terminal calls only), 46, 47, 48 and 50
+as remote conversations with the mock LLM. Its fixes are checked here
+(defense in depth), in ``workspace.py`` (``get_llm()`` of
+``13_workspace_get_llm``) and in ``tests/api/examples.rs`` (the terminal's
+``no_change_timeout_seconds`` of 06). What fails there fails in the 1.24.0
+client against any server: ``12_custom_secrets`` (a custom ``SecretSource``
+subclass has no kind a server knows), ``48`` (``fork(agent=)`` and
+``state.tags`` are not remote), ``20`` (``stuck_detector`` is not remote),
+``21`` (no ``llm_registry``), ``29`` (``token_callbacks`` are not sent),
+``50`` (``arun()`` blocks the loop; the blocking ``run()`` waits past
+``paused``).
 """
 
 from __future__ import annotations
