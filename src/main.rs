@@ -8,7 +8,7 @@ use agent_server::settings::{Cli, Settings, USAGE};
 
 #[actix_web::main]
 async fn main() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    agent_server::ops::logs::init();
     let cli = match Cli::parse(std::env::args().skip(1)) {
         Ok(c) => c,
         Err(e) => fail(&e.to_string(), 2),

@@ -2,13 +2,14 @@
 //! API. `GET /metrics` ([`metrics`]), the process lifecycle — signals,
 //! ordered graceful shutdown ([`lifecycle`]) — and live reload of session
 //! keys and CORS origins on SIGHUP ([`reload`]), and the return of freed
-//! heap memory to the system ([`memory`]). Plus the middleware that
-//! counts requests, which the shutdown uses to know when requests in flight
-//! are done.
+//! heap memory to the system ([`memory`]), and the log format ([`logs`]).
+//! Plus the middleware that counts requests, which the shutdown uses to know
+//! when requests in flight are done.
 //!
 //! Nothing here serves the reference's API or holds conversation state.
 
 pub mod lifecycle;
+pub mod logs;
 pub mod memory;
 pub mod metrics;
 pub mod reload;

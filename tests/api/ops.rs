@@ -753,3 +753,46 @@ async fn sigterm_shuts_down_in_order_and_leaves_recoverable_data() {
     );
     assert_eq!(server.terminate(), Some(0));
 }
+
+/// `LOG_JSON=true` (what the SDK examples' server launcher sets): every log
+/// line on stderr is one JSON object with the reference's fields, the access
+/// log included.
+#[actix_web::test]
+async fn log_json_writes_one_json_object_a_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(dir.path(), &[("LOG_JSON", "true")]);
+    let client = client_with_key(None);
+    let r = client
+        .get(format!("{}/api/conversations/count", server.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server.log_text().contains("/api/conversations/count") {
+        assert!(
+            Instant::now() < deadline,
+            "no access log line: {}",
+            server.log_text()
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    let text = server.log_text();
+    server.terminate();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(lines.len() >= 2, "{text}");
+    for line in lines {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        for field in [
+            "asctime",
+            "levelname",
+            "name",
+            "filename",
+            "lineno",
+            "message",
+        ] {
+            assert!(v.get(field).is_some(), "{field} missing in {line}");
+        }
+    }
+    assert!(text.contains("\"levelname\":\"INFO\""), "{text}");
+}

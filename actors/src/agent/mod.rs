@@ -4,6 +4,7 @@
 //! loop itself (see `conversation/run.rs`).
 
 pub mod condense;
+pub mod security;
 pub mod skills;
 pub mod stuck;
 pub mod view;

@@ -31,6 +31,7 @@ use super::ActorError;
 use super::actor::ConversationActor;
 use super::messages::*;
 use crate::agent::condense::{self, CondenserConfig};
+use crate::agent::security::{self, Risk};
 use crate::agent::{stuck, view};
 use crate::llm::{self, ChatMessage, LlmConfig, LlmError, ToolSpec};
 use crate::metrics::Counters;
@@ -1049,44 +1050,47 @@ impl ConversationActor {
     }
 
     fn needs_confirmation(&self, actions: &[PendingAction]) -> bool {
-        if actions.len() == 1 && actions[0].tool_name == "finish" {
+        // As the reference: only the calls that became actions count, and a
+        // lone `finish` or `think` never waits.
+        let executable: Vec<&PendingAction> =
+            actions.iter().filter(|a| a.action.is_some()).collect();
+        if executable.is_empty()
+            || (executable.len() == 1
+                && ["finish", "think"].contains(&executable[0].tool_name.as_str()))
+        {
             return false;
         }
         let policy = &self.record.confirmation_policy;
-        let executable = actions.iter().filter(|a| a.action.is_some());
         match policy.get("kind").and_then(Value::as_str) {
-            Some("AlwaysConfirm") => executable.count() > 0,
+            Some("AlwaysConfirm") => true,
             Some("ConfirmRisky") => {
-                let threshold = policy
-                    .get("threshold")
-                    .and_then(Value::as_str)
-                    .unwrap_or("HIGH");
+                let threshold = Risk::parse(
+                    policy
+                        .get("threshold")
+                        .and_then(Value::as_str)
+                        .unwrap_or("HIGH"),
+                );
                 let confirm_unknown = policy
                     .get("confirm_unknown")
                     .and_then(Value::as_bool)
                     .unwrap_or(true);
-                let rank = |r: &str| match r {
-                    "LOW" => 1,
-                    "MEDIUM" => 2,
-                    "HIGH" => 3,
-                    _ => 0,
-                };
-                let risks: Vec<String> = self
-                    .view_events_ref()
+                // The analyzer judges each action (the LLM's own risk only
+                // for `LLMSecurityAnalyzer`); no analyzer means UNKNOWN.
+                let analyzer = &self.record.security_analyzer;
+                self.view_events_ref()
                     .iter()
                     .filter_map(|e| match &e.body {
                         EventBody::Action(a)
-                            if actions.iter().any(|p| p.tool_call_id == a.tool_call_id) =>
+                            if executable.iter().any(|p| p.tool_call_id == a.tool_call_id) =>
                         {
-                            Some(a.security_risk.clone())
+                            Some(security::assess(analyzer, a))
                         }
                         _ => None,
                     })
-                    .collect();
-                risks.iter().any(|r| {
-                    let n = rank(r);
-                    (n == 0 && confirm_unknown) || (n > 0 && n >= rank(threshold))
-                })
+                    .any(|risk| match risk {
+                        Risk::Unknown => confirm_unknown,
+                        risk => risk >= threshold,
+                    })
             }
             _ => false,
         }
@@ -1299,8 +1303,18 @@ impl ConversationActor {
             return t.clone();
         }
         let mut cfg = TerminalConfig::new(self.working_dir());
-        cfg.no_change_timeout =
-            Duration::from_secs(self.deps.config.terminal_no_change_timeout_secs.max(1));
+        // `Tool(name="terminal", params={"no_change_timeout_seconds": n})` wins
+        // over the server's default, as the reference's tool factory takes it.
+        let from_agent = self
+            .record
+            .agent
+            .tools
+            .iter()
+            .find(|t| t.name == "terminal")
+            .and_then(|t| t.params.get("no_change_timeout_seconds"))
+            .and_then(Value::as_u64);
+        let secs = from_agent.unwrap_or(self.deps.config.terminal_no_change_timeout_secs);
+        cfg.no_change_timeout = Duration::from_secs(secs.clamp(1, 24 * 3600));
         cfg.full_output_save_dir =
             Some(PathBuf::from(&self.record.persistence_dir).join("observations"));
         let addr = Supervisor::start(move |_| TerminalSession::new(cfg));

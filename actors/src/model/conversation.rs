@@ -345,17 +345,12 @@ pub fn parse_confirmation_policy(v: &Value) -> Result<Value, String> {
 
 /// Validates a security analyzer object (or null).
 pub fn parse_security_analyzer(v: &Value) -> Result<Value, String> {
-    const KINDS: [&str; 5] = [
-        "LLMSecurityAnalyzer",
-        "PatternSecurityAnalyzer",
-        "PolicyRailSecurityAnalyzer",
-        "EnsembleSecurityAnalyzer",
-        "GraySwanAnalyzer",
-    ];
     match v {
         Value::Null => Ok(Value::Null),
         Value::Object(o) => match o.get("kind").and_then(Value::as_str) {
-            Some(k) if KINDS.contains(&k) => {
+            Some(k) if crate::agent::security::KNOWN.contains(&k) => {
+                // Members and custom patterns are checked now, not at the first risky action.
+                crate::agent::security::validate(v)?;
                 let mut out = o.clone();
                 if let Some(kind) = out.shift_remove("kind") {
                     out.insert("kind".into(), kind);

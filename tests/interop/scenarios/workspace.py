@@ -2,7 +2,9 @@
 
 Commands (exit code, split stdout/stderr, relative ``cwd``, timeout), a
 binary-safe upload/download round trip, git changes and diff in a repository
-with an origin, and the secrets listing after ``PUT /api/settings/secrets``.
+with an origin, the secrets listing after ``PUT /api/settings/secrets``, and
+``get_llm()`` as ``examples/02_remote_agent_server/13_workspace_get_llm.py``
+uses it (the settings' LLM, an override, a named profile, a run on it).
 Every check names the routes it depends on, so that a failure caused by a
 route this build does not have yet is reported as ``missing-route``.
 
@@ -28,6 +30,7 @@ UPLOAD = [("POST", "/api/file/upload?path=/tmp/x")]
 DOWNLOAD = [("GET", "/api/file/download?path=/")]
 GIT = [("GET", "/api/git/changes?path=/"), ("GET", "/api/git/diff?path=/")]
 SECRETS = [("PUT", "/api/settings/secrets"), ("GET", "/api/settings/secrets")]
+SETTINGS = [("GET", "/api/settings"), ("PATCH", "/api/settings"), ("GET", "/api/profiles/x")]
 
 
 def git(repo: Path, *args: str) -> None:
@@ -141,6 +144,74 @@ def body(checks: h.Checks) -> None:
         h.expect(ref.description == "interop", f"description {ref.description!r}")
         h.expect(ref.get_value() == "s3cret-v4lue", "the LookupSecret did not resolve to the stored value")
         h.expect(ws.get_secrets(names=["NOT_THERE"]) == {}, "name filter")
+
+    with checks.check("get_llm: the settings' LLM drives a conversation", routes=SETTINGS):
+        get_llm_flow(ws)
+
+
+def get_llm_flow(ws: Workspace) -> None:
+    """The example's flow: the LLM saved with PATCH /api/settings comes back from
+    ``get_llm()`` with its key, overrides apply, a profile loads by name, and an
+    agent built on it runs; the secrets' LookupSecrets carry the session key."""
+    from openhands.sdk import Conversation
+    from openhands.tools.preset.default import get_default_agent
+
+    key = "sk-interop-get-llm"
+    llm_config = {"model": "openai/mock-model", "api_key": key, "base_url": h.MOCK}
+    if h.API_KEY:
+        r = h.api("GET", "/api/settings", key=False)
+        h.expect(r.status == 401, f"GET /api/settings without the session key answered {r.status}")
+    r = h.api("PATCH", "/api/settings", {"agent_settings_diff": {"llm": llm_config}})
+    h.expect(r.status == 200, f"PATCH /api/settings answered {r.status}: {r.text()[:300]}")
+    saved = r.json()
+    stored_llm = saved["agent_settings"]["llm"]
+    h.expect(stored_llm["model"] == "openai/mock-model", f"model {stored_llm}")
+    h.expect(saved["llm_api_key_is_set"] is True, "llm_api_key_is_set")
+    h.expect(key not in r.text(), "the PATCH answer shows the API key")
+
+    llm = ws.get_llm()
+    h.expect(llm.model == "openai/mock-model", f"get_llm() model {llm.model}")
+    h.expect(llm.base_url == h.MOCK, f"get_llm() base_url {llm.base_url}")
+    h.expect(llm.api_key is not None and llm.api_key.get_secret_value() == key, "get_llm() lost the API key")
+    tuned = ws.get_llm(temperature=0.25)
+    h.expect(tuned.temperature == 0.25, f"override {tuned.temperature}")
+    h.expect(tuned.api_key.get_secret_value() == key, "the override lost the API key")
+
+    profile = {"model": "openai/mock-fast", "api_key": "sk-interop-profile", "base_url": h.MOCK}
+    r = h.api("POST", "/api/profiles/interop-fast", {"llm": profile})
+    h.expect(r.status == 201, f"POST /api/profiles answered {r.status}: {r.text()[:300]}")
+    fast = ws.get_llm(profile_name="interop-fast")
+    h.expect(fast.model == "openai/mock-fast" and fast.usage_id == "profile:interop-fast", f"profile {fast}")
+    h.expect(fast.api_key.get_secret_value() == "sk-interop-profile", "the profile lost its API key")
+    try:
+        ws.get_llm(profile_name="no-such-profile")
+        h.expect(False, "a missing profile loaded")
+    except FileNotFoundError:
+        pass
+
+    h.mock_reset([{"text": "4", "tool_calls": []}])
+    conv = Conversation(agent=get_default_agent(llm=llm, cli_mode=True), workspace=ws, visualizer=None)
+    try:
+        conv.send_message("What is 2 + 2? Just respond with the number.")
+        conv.run()
+        h.expect(conv.state.execution_status.value == "finished", f"status {conv.state.execution_status}")
+    finally:
+        conv.close()
+    calls = h.agent_calls()
+    h.expect(len(calls) == 1, f"{len(calls)} agent turns")
+    auth = calls[0]["headers"].get("authorization")
+    h.expect(auth == f"Bearer {key}", "the LLM did not get the settings' key")
+
+    secret = {"name": "GET_LLM_SECRET", "value": "v-123", "description": "demo"}
+    r = h.api("PUT", "/api/settings/secrets", secret)
+    h.expect(r.status == 200, f"PUT secret answered {r.status}")
+    refs = ws.get_secrets(names=["GET_LLM_SECRET"])
+    if h.API_KEY:
+        headers = refs["GET_LLM_SECRET"].headers or {}
+        h.expect(headers.get("X-Session-API-Key") == h.API_KEY, f"LookupSecret headers {sorted(headers)}")
+    h.expect(refs["GET_LLM_SECRET"].get_value() == "v-123", "the LookupSecret did not resolve")
+    h.api("DELETE", "/api/settings/secrets/GET_LLM_SECRET")
+    h.api("DELETE", "/api/profiles/interop-fast")
 
 
 if __name__ == "__main__":
