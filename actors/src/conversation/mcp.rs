@@ -133,41 +133,6 @@ fn py_set(names: &[String]) -> String {
     format!("{{{}}}", quoted.join(", "))
 }
 
-/// Plaintext values of the named secrets (lookup secrets fetched).
-async fn secret_values(
-    http: &reqwest::Client,
-    sources: &Map<String, Value>,
-) -> Vec<(String, String)> {
-    let mut out = vec![];
-    for (name, src) in sources {
-        if src.get("kind").and_then(Value::as_str) == Some("LookupSecret") {
-            let Some(url) = src.get("url").and_then(Value::as_str) else {
-                continue;
-            };
-            let mut req = http.get(url).timeout(Duration::from_secs(10));
-            if let Some(Value::Object(h)) = src.get("headers") {
-                for (k, v) in h {
-                    if let Some(v) = v.as_str() {
-                        req = req.header(k.as_str(), v);
-                    }
-                }
-            }
-            match req.send().await {
-                Ok(r) if r.status().is_success() => {
-                    if let Ok(text) = r.text().await {
-                        out.push((name.clone(), text));
-                    }
-                }
-                Ok(r) => log::warn!("secret {name}: lookup answered {}", r.status()),
-                Err(e) => log::warn!("secret {name}: lookup failed: {}", e.without_url()),
-            }
-        } else if let Some(v) = src.get("value").and_then(Value::as_str) {
-            out.push((name.clone(), v.to_string()));
-        }
-    }
-    out
-}
-
 /// Starts every server and lists its tools, within `deadline` overall. One
 /// server must work; of several, those that fail are left out (logged), as
 /// the reference's multi-server client skips them.
@@ -179,7 +144,7 @@ async fn set_up(
     deadline: Duration,
 ) -> Result<SetUp, SetupError> {
     let work = async {
-        let values = secret_values(&http, &secrets).await;
+        let values = super::run::resolve_secrets(&http, &secrets).await;
         let lookup = |name: &str| {
             values
                 .iter()

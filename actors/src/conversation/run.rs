@@ -1673,7 +1673,7 @@ pub(super) async fn resolve_secrets(
                         }
                     }
                     Ok(r) => log::warn!("secret {name}: lookup answered {}", r.status()),
-                    Err(e) => log::warn!("secret {name}: lookup failed: {e}"),
+                    Err(e) => log::warn!("secret {name}: lookup failed: {}", e.without_url()),
                 }
             }
             _ => {
