@@ -411,6 +411,7 @@ impl ConversationActor {
             ChatMessage::user(truncate_chars(&text, 2000)),
         ];
         let usage_id = cfg.usage_id.clone();
+        let maker = self.call_maker();
         ctx.spawn(
             async move { llm::ask(&http, &cfg, &messages, &[]).await }
                 .into_actor(self)
@@ -418,7 +419,7 @@ impl ConversationActor {
                     let title = match res {
                         Ok(r) => {
                             // The agent's LLM made the call: it counts in its usage.
-                            let call = act.call_usage(&r);
+                            let call = Self::call_usage(maker, &r);
                             act.writer
                                 .record_call(&mut act.record.stats, &usage_id, call);
                             if r.content.trim().is_empty() {
@@ -435,17 +436,27 @@ impl ConversationActor {
     }
 
     /// The usage entry of one LLM call made with the agent's LLM.
-    fn call_usage(&self, r: &llm::LlmResponse) -> CallUsage {
+    /// The model and context window of the agent's LLM now, for the usage of a
+    /// call it makes: taken when the call starts, since a switch of LLM may
+    /// land while the call is in flight.
+    fn call_maker(&self) -> (String, u64) {
         let llm_cfg = &self.record.agent.llm;
+        (
+            llm_cfg.model.clone(),
+            llm_cfg.max_input_tokens.unwrap_or(0).max(0) as u64,
+        )
+    }
+
+    fn call_usage((model, context_window): (String, u64), r: &llm::LlmResponse) -> CallUsage {
         CallUsage {
-            model: llm_cfg.model.clone(),
+            model,
             response_id: r.id.clone(),
             prompt_tokens: r.usage.prompt_tokens,
             completion_tokens: r.usage.completion_tokens,
             cache_read_tokens: r.usage.cache_read_tokens,
             cache_write_tokens: r.usage.cache_write_tokens,
             reasoning_tokens: r.usage.reasoning_tokens,
-            context_window: llm_cfg.max_input_tokens.unwrap_or(0).max(0) as u64,
+            context_window,
             cost: r.cost,
             latency: r.latency.as_secs_f64(),
             timestamp: crate::time::now_epoch_f64(),
@@ -454,11 +465,17 @@ impl ConversationActor {
 
     /// Counts a call made beside the agent loop (no event is recorded; the
     /// usage is stored with the record).
-    fn count_side_call(&mut self, ctx: &mut Context<Self>, usage_id: &str, r: &llm::LlmResponse) {
+    fn count_side_call(
+        &mut self,
+        ctx: &mut Context<Self>,
+        usage_id: &str,
+        maker: (String, u64),
+        r: &llm::LlmResponse,
+    ) {
         if self.gone {
             return;
         }
-        let call = self.call_usage(r);
+        let call = Self::call_usage(maker, r);
         self.writer
             .record_call(&mut self.record.stats, usage_id, call);
         let _ = self.append(ctx, vec![], true);
@@ -859,7 +876,7 @@ impl ConversationActor {
     }
 
     fn stats_event(&mut self, r: &llm::LlmResponse) -> Event {
-        let mut call = self.call_usage(r);
+        let mut call = Self::call_usage(self.call_maker(), r);
         // A fallback's answer counts under the agent LLM's usage id, as the
         // reference merges it into the primary's metrics, with its own model.
         if let Some(model) = self.run.fallback_model.take() {
@@ -1842,6 +1859,7 @@ impl Handler<AskAgent> for ConversationActor {
         messages.push(ChatMessage::user(ask_prompt(&msg.question)));
         let http = self.deps.http.clone();
         self.run.asks += 1;
+        let maker = self.call_maker();
         Box::pin(
             async move { llm::ask(&http, &cfg, &messages, &tools).await }
                 .into_actor(self)
@@ -1852,7 +1870,7 @@ impl Handler<AskAgent> for ConversationActor {
                     })?;
                     // The reference counts the question under its own LLM
                     // (`ask-agent-llm`) and records no event.
-                    act.count_side_call(ctx, ASK_AGENT_USAGE, &r);
+                    act.count_side_call(ctx, ASK_AGENT_USAGE, maker, &r);
                     if r.content.trim().is_empty() {
                         return Err(ActorError::Upstream("Failed to generate summary".into()));
                     }
